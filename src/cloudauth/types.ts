@@ -1,0 +1,69 @@
+/**
+ * Request and response shapes of the cloudauth-intl 2022-08-09 operations this service calls.
+ * Parameter names are the wire names of Alibaba's generated SDK.
+ */
+
+export type ApiName = 'Initialize' | 'CheckResult';
+
+export interface InitializeRequest {
+  ProductCode: string;
+  MerchantBizId: string;
+  MetaInfo: string;
+  MerchantUserId: string;
+  DocType: string;
+  ReturnUrl?: string;
+  SceneCode?: string;
+  IdSpoof?: 'Y' | 'N';
+  Authorize?: 'T' | 'F';
+  LanguageConfig?: string;
+  SecurityLevel?: '01' | '02';
+  StyleConfig?: string;
+  IdThreshold?: string;
+  Model?: string;
+  DocVideo?: 'Y' | 'N';
+  ShowAlbumIcon?: '0' | '1';
+  ShowOcrResult?: '0' | '1';
+  ShowGuidePage?: '0' | '1';
+  ProcedurePriority?: 'url' | 'keep';
+  CallbackUrl?: string;
+  CallbackToken?: string;
+  AppQualityCheck?: 'Y' | 'N';
+  EditOcrResult?: '0' | '1';
+}
+
+export interface InitializeResult {
+  requestId: string | undefined;
+  transactionId: string;
+  transactionUrl: string;
+  protocol: string | undefined;
+}
+
+export interface CheckResultRequest {
+  MerchantBizId: string;
+  TransactionId: string;
+  IsReturnImage?: 'Y' | 'N';
+  ReturnFiveCategorySpoofResult?: 'Y' | 'N';
+}
+
+export interface CheckResultResult {
+  requestId: string | undefined;
+  /** Y passed, N failed, P still in progress (some products). */
+  passed: string;
+  subCode: string | undefined;
+  /** Personal data (JSON text). Never log these. */
+  extBasicInfo: string | undefined;
+  extIdInfo: string | undefined;
+  extFaceInfo: string | undefined;
+  extRiskInfo: string | undefined;
+}
+
+export interface CallOptions {
+  /** Aborts the call (e.g. the caller went away). */
+  signal?: AbortSignal;
+}
+
+/** What the rest of the service needs from cloudauth-intl. */
+export interface CloudAuthApi {
+  initialize(request: InitializeRequest, options?: CallOptions): Promise<InitializeResult>;
+  checkResult(request: CheckResultRequest, options?: CallOptions): Promise<CheckResultResult>;
+}

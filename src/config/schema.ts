@@ -1,0 +1,111 @@
+import { z } from 'zod';
+
+/** The document types Alibaba documents for Initialize (initialize-api.txt, "Document type list"). */
+export const DOC_TYPES = [
+  '01000000', // global passport
+  '00000006', // Hong Kong identity card (2003)
+  '00000008', // Hong Kong identity card (2018)
+  '00000007', // Exit-Entry Permit for Travelling to and from Hong Kong and Macao
+  '00000009', // Mainland Travel Permit for Hong Kong and Macao Residents
+  '000000011', // Macao identity card
+  '000000012', // Mainland Travel Permit for Taiwan Residents
+  '00000001', // second-generation resident ID card of the Chinese mainland
+] as const;
+export type DocType = (typeof DOC_TYPES)[number];
+
+const csv = <T extends z.ZodType<unknown, string>>(item: T) =>
+  z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((v) => v.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(item));
+
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const secret = (what: string) => z.string().min(32, `${what} must be at least 32 characters`);
+const origin = z.url().transform((u, ctx) => {
+  const parsed = new URL(u);
+  if (!['http:', 'https:'].includes(parsed.protocol)) {
+    ctx.addIssue({ code: 'custom', message: 'must be an http(s) origin' });
+    return z.NEVER;
+  }
+  return parsed.origin;
+});
+
+/**
+ * Every environment variable the service reads. This schema is the single source of truth:
+ * start-up validates against it and the README's configuration table is written from it.
+ */
+export const configSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development').describe('Runtime mode.'),
+    HOST: z.string().default('127.0.0.1').describe('Interface to listen on (0.0.0.0 in containers).'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000).describe('HTTP port.'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
+    TRUST_PROXY: bool.default(false).describe('Trust X-Forwarded-* (set when behind a load balancer).'),
+    CORS_ORIGINS: csv(origin).describe('Comma-separated browser origins allowed to call the API (empty: CORS off).'),
+    DOCS_ENABLED: bool.optional().describe('Serve OpenAPI at /docs (default: on unless production).'),
+
+    DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// URL').describe('PostgreSQL connection URL.'),
+    REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').describe('Redis connection URL (QPS budget, rate limits).'),
+
+    ALIBABA_CLOUD_ACCESS_KEY_ID: z.string().min(1).describe('AccessKey id of the RAM user calling cloudauth-intl.'),
+    ALIBABA_CLOUD_ACCESS_KEY_SECRET: z.string().min(1).describe('AccessKey secret (never logged).'),
+    CLOUDAUTH_ENDPOINT: z
+      .url({ protocol: /^https?$/ })
+      .default('https://cloudauth-intl.cn-hongkong.aliyuncs.com')
+      .describe('cloudauth-intl endpoint URL; http://127.0.0.1:PORT points at the simulator.'),
+    CLOUDAUTH_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000).describe('Overall deadline of one upstream call (ms).'),
+    CLOUDAUTH_ACCOUNT: z.string().min(1).optional().describe('Name of the Alibaba Cloud account whose QPS budget is shared (default: the AccessKey id).'),
+    CLOUDAUTH_QPS: z.coerce.number().int().min(1).default(10).describe('Exclusive QPS per server API for the account.'),
+    CLOUDAUTH_QPS_INITIALIZE: z.coerce.number().int().min(1).optional().describe('Override of CLOUDAUTH_QPS for Initialize.'),
+    CLOUDAUTH_QPS_CHECKRESULT: z.coerce.number().int().min(1).optional().describe('Override of CLOUDAUTH_QPS for CheckResult.'),
+    CLOUDAUTH_BUDGET_WAIT_MS: z.coerce.number().int().min(0).max(30_000).default(2000).describe('How long a call may queue for a QPS slot before 429.'),
+
+    PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).describe('Base URL Alibaba can reach; the callback is PUBLIC_BASE_URL/kyc/callback (https in production).'),
+
+    AUTH_JWT_SECRET: secret('AUTH_JWT_SECRET').optional().describe('HS256 secret for caller JWTs.'),
+    AUTH_JWT_PUBLIC_KEY: z.string().includes('-----BEGIN PUBLIC KEY-----', { message: 'must be a PEM (SPKI) public key' }).optional().describe('PEM public key for RS256/ES256 caller JWTs.'),
+    AUTH_JWT_PUBLIC_KEY_ALG: z.enum(['RS256', 'ES256']).default('RS256').describe('Algorithm of AUTH_JWT_PUBLIC_KEY.'),
+    AUTH_JWT_ISSUER: z.string().min(1).optional().describe('Required `iss` of caller JWTs.'),
+    AUTH_JWT_AUDIENCE: z.string().min(1).optional().describe('Required `aud` of caller JWTs.'),
+
+    USER_ID_HASH_SECRET: secret('USER_ID_HASH_SECRET').describe('HMAC key that desensitizes user ids before they are stored or sent to Alibaba.'),
+
+    KYC_PRODUCT_CODE: z.enum(['eKYC']).default('eKYC').describe('Alibaba product solution.'),
+    KYC_DOC_TYPES: csv(z.enum(DOC_TYPES)).describe('Document types callers may choose (default: all).'),
+    KYC_DEFAULT_DOC_TYPE: z.enum(DOC_TYPES).default('01000000').describe('Document type when the caller sends none.'),
+    KYC_SECURITY_LEVEL: z.enum(['01', '02']).default('02').describe('01 standard, 02 safe mode (recommended).'),
+    KYC_MODEL: z.enum(['LIVENESS', 'PHOTINUS_LIVENESS', 'SILENT']).default('LIVENESS').describe('Liveness detection type.'),
+    KYC_ID_SPOOF: z.enum(['Y', 'N']).default('Y').describe('Document anti-spoofing.'),
+    KYC_AUTHORIZE: z.enum(['T', 'F']).default('F').describe('Check against the official database (mainland ID cards only).'),
+    KYC_ID_THRESHOLD: z.enum(['0', '1', '2', '3']).optional().describe('OCR quality threshold mode (Alibaba default 3: off).'),
+    KYC_APP_QUALITY_CHECK: z.enum(['Y', 'N']).optional().describe('Strict face quality detection (Alibaba default Y).'),
+    KYC_DOC_VIDEO: z.enum(['Y', 'N']).default('N').describe('Record a short face video.'),
+    KYC_RETURN_URL_ORIGINS: csv(origin).describe('Origins a returnUrl may point at (empty: returnUrl refused).'),
+  })
+  .superRefine((c, ctx) => {
+    if (!c.AUTH_JWT_SECRET && !c.AUTH_JWT_PUBLIC_KEY) {
+      ctx.addIssue({ code: 'custom', path: ['AUTH_JWT_SECRET'], message: 'set AUTH_JWT_SECRET and/or AUTH_JWT_PUBLIC_KEY' });
+    }
+    if (c.NODE_ENV === 'production' && !c.PUBLIC_BASE_URL.startsWith('https://')) {
+      ctx.addIssue({ code: 'custom', path: ['PUBLIC_BASE_URL'], message: 'must be https in production (Alibaba only calls https callbacks)' });
+    }
+    if (c.KYC_DOC_TYPES.length > 0 && !c.KYC_DOC_TYPES.includes(c.KYC_DEFAULT_DOC_TYPE)) {
+      ctx.addIssue({ code: 'custom', path: ['KYC_DEFAULT_DOC_TYPE'], message: 'must be one of KYC_DOC_TYPES' });
+    }
+  })
+  .transform((c) => ({
+    ...c,
+    KYC_DOC_TYPES: c.KYC_DOC_TYPES.length > 0 ? c.KYC_DOC_TYPES : [...DOC_TYPES],
+    DOCS_ENABLED: c.DOCS_ENABLED ?? c.NODE_ENV !== 'production',
+    CLOUDAUTH_ACCOUNT: c.CLOUDAUTH_ACCOUNT ?? c.ALIBABA_CLOUD_ACCESS_KEY_ID,
+    PUBLIC_BASE_URL: c.PUBLIC_BASE_URL.replace(/\/+$/, ''),
+  }));
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,54 @@
+import fp from 'fastify-plugin';
+import type { FastifyError } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { HttpError } from './http-error.js';
+import type { ErrorResponse } from './schema.js';
+
+/** Fastify's own 4xx errors, by their `code`, as our stable codes. */
+const FRAMEWORK_CODES: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_REQUEST',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
+};
+
+/**
+ * Every error becomes `{ code, message }`: validation → 400 VALIDATION_ERROR with details,
+ * HttpError → its own status and code, framework 4xx → a mapped code, anything else → a 500
+ * that says nothing about internals (the log has the details).
+ */
+export default fp(
+  async (app) => {
+    app.setErrorHandler((err: FastifyError, request, reply) => {
+      if (hasZodFastifySchemaValidationErrors(err)) {
+        const where = err.validationContext ?? 'request';
+        const body: ErrorResponse = {
+          code: 'VALIDATION_ERROR',
+          message: `Invalid ${where}`,
+          details: err.validation.map((v) => ({
+            path: `${where}${v.instancePath.replaceAll('/', '.')}`,
+            message: v.message ?? 'invalid',
+          })),
+        };
+        return reply.code(400).send(body);
+      }
+      if (err instanceof HttpError) {
+        if (err.statusCode >= 500) request.log.warn({ code: err.code }, err.message);
+        return reply.code(err.statusCode).headers(err.headers).send({ code: err.code, message: err.message } satisfies ErrorResponse);
+      }
+      const status = err.statusCode ?? 500;
+      if (status >= 400 && status < 500) {
+        const code = FRAMEWORK_CODES[err.code] ?? (err instanceof SyntaxError ? 'INVALID_JSON' : 'BAD_REQUEST');
+        return reply.code(status).send({ code, message: err.message } satisfies ErrorResponse);
+      }
+      request.log.error({ err }, 'unhandled error');
+      return reply.code(500).send({ code: 'INTERNAL_ERROR', message: 'Internal server error' } satisfies ErrorResponse);
+    });
+
+    app.setNotFoundHandler((request, reply) =>
+      reply.code(404).send({ code: 'NOT_FOUND', message: `No route ${request.method} ${request.url.split('?')[0]}` } satisfies ErrorResponse),
+    );
+  },
+  { name: 'error-handler' },
+);

@@ -1,0 +1,75 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { HttpError } from '../errors/http-error.js';
+import { callbackTokenMatches } from './callback-token.js';
+import type { Session, SessionRepository } from './repository.js';
+
+export interface CallbackInput {
+  transactionId: string;
+  passed: 'Y' | 'N';
+  subCode: string | undefined;
+  callbackToken: string;
+  /** Carried in our CallbackUrl, so a session whose TransactionId was never stored is still found. */
+  merchantBizId: string | undefined;
+}
+
+export type CallbackResult = 'recorded' | 'duplicate';
+
+/** Compared against when no session matches, so a miss costs what a hit costs. */
+const NO_SESSION_HASH = '0'.repeat(64);
+
+const rejected = () =>
+  new HttpError(403, 'CALLBACK_REJECTED', 'Unknown transaction or invalid callback token');
+
+/**
+ * GET /kyc/callback: Alibaba reports a finished verification. The per-transaction token proves the
+ * call is Alibaba's for this transaction; the first valid outcome is recorded and never changed.
+ */
+export async function acceptCallback(
+  deps: { sessions: SessionRepository; log: FastifyBaseLogger },
+  input: CallbackInput,
+): Promise<CallbackResult> {
+  const { sessions, log } = deps;
+  const session = await findSession(sessions, input);
+  const tokenOk = callbackTokenMatches(input.callbackToken, session?.callbackTokenHash ?? NO_SESSION_HASH);
+  if (!session || !tokenOk) {
+    log.warn({ found: Boolean(session) }, 'callback rejected');
+    throw rejected();
+  }
+
+  const subCode = input.subCode ?? null;
+  if (session.passed === null) {
+    const recorded = await sessions.recordOutcome(session.merchantBizId, {
+      transactionId: input.transactionId,
+      passed: input.passed,
+      subCode,
+    });
+    if (recorded) {
+      log.info({ merchantBizId: session.merchantBizId, passed: input.passed, subCode }, 'verification outcome recorded');
+      return 'recorded';
+    }
+  }
+
+  const current = (await sessions.findByMerchantBizId(session.merchantBizId)) ?? session;
+  if (current.passed === input.passed && current.subCode === subCode && current.transactionId === input.transactionId) {
+    return 'duplicate';
+  }
+  log.warn(
+    {
+      merchantBizId: session.merchantBizId,
+      recorded: { passed: current.passed, subCode: current.subCode },
+      presented: { passed: input.passed, subCode },
+      event: 'callback_tamper',
+    },
+    'callback contradicts the recorded outcome: refused',
+  );
+  throw new HttpError(409, 'CALLBACK_CONFLICT', 'An outcome is already recorded for this transaction');
+}
+
+async function findSession(sessions: SessionRepository, input: CallbackInput): Promise<Session | null> {
+  const byTransaction = await sessions.findByTransactionId(input.transactionId);
+  if (byTransaction) return byTransaction;
+  if (!input.merchantBizId) return null;
+  const byBizId = await sessions.findByMerchantBizId(input.merchantBizId);
+  // Only a session that never stored its TransactionId may be matched this way.
+  return byBizId && byBizId.transactionId === null ? byBizId : null;
+}

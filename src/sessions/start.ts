@@ -1,0 +1,147 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from '../config/schema.js';
+import { CloudAuthError, upstreamHttpError } from '../cloudauth/errors.js';
+import type { CloudAuthApi, InitializeRequest } from '../cloudauth/types.js';
+import { HttpError } from '../errors/http-error.js';
+import type { StartBody } from '../routes/kyc/schemas.js';
+import { newCallbackToken } from './callback-token.js';
+import type { Session, SessionRepository } from './repository.js';
+import { publicStatus, TRANSACTION_TTL_MS } from './status.js';
+
+export interface StartDeps {
+  config: Config;
+  sessions: SessionRepository;
+  cloudauth: CloudAuthApi;
+  log: FastifyBaseLogger;
+}
+
+export interface StartedSession {
+  merchantBizId: string;
+  transactionId: string;
+  transactionUrl: string;
+  protocol: string | null;
+  expiresAt: string;
+  /** false when an earlier start with the same merchantBizId was returned (no new Initialize). */
+  created: boolean;
+}
+
+const flag = (v: boolean | undefined) => (v === undefined ? undefined : v ? '1' : '0');
+
+/**
+ * POST /kyc/start: reserve the session row first (so a successful Initialize always has a row),
+ * call Initialize with merchant policy, then store the transaction on the row.
+ */
+export async function startSession(
+  deps: StartDeps,
+  userRef: string,
+  body: StartBody,
+  signal?: AbortSignal,
+): Promise<StartedSession> {
+  const { config, sessions, cloudauth, log } = deps;
+  const docType = body.docType ?? config.KYC_DEFAULT_DOC_TYPE;
+  if (!config.KYC_DOC_TYPES.includes(docType)) {
+    throw new HttpError(400, 'DOC_TYPE_NOT_ALLOWED', `docType ${docType} is not accepted by this merchant`);
+  }
+  if (body.returnUrl && !config.KYC_RETURN_URL_ORIGINS.includes(new URL(body.returnUrl).origin)) {
+    throw new HttpError(400, 'RETURN_URL_NOT_ALLOWED', 'returnUrl must point at an allowed origin');
+  }
+
+  const merchantBizId = body.merchantBizId ?? randomUUID().replaceAll('-', '');
+  const callbackToken = newCallbackToken();
+  const reserved = await sessions.reserve({
+    merchantBizId,
+    userRef,
+    docType,
+    callbackTokenHash: callbackToken.hash,
+    // Upper bound until Initialize answers, so an interrupted start still expires.
+    expiresAt: new Date(Date.now() + TRANSACTION_TTL_MS),
+  });
+  if (!reserved) return existingSession(await sessions.findByMerchantBizId(merchantBizId), merchantBizId, userRef);
+
+  const callbackUrl = new URL(`${config.PUBLIC_BASE_URL}/kyc/callback`);
+  callbackUrl.searchParams.set('merchantBizId', merchantBizId);
+  const request: InitializeRequest = {
+    // Merchant policy: never taken from the request body.
+    ProductCode: config.KYC_PRODUCT_CODE,
+    SecurityLevel: config.KYC_SECURITY_LEVEL,
+    Model: config.KYC_MODEL,
+    IdSpoof: config.KYC_ID_SPOOF,
+    Authorize: config.KYC_AUTHORIZE,
+    IdThreshold: config.KYC_ID_THRESHOLD,
+    AppQualityCheck: config.KYC_APP_QUALITY_CHECK,
+    DocVideo: config.KYC_DOC_VIDEO,
+    CallbackUrl: callbackUrl.toString(),
+    CallbackToken: callbackToken.token,
+    // The caller's part.
+    MerchantBizId: merchantBizId,
+    MerchantUserId: userRef,
+    MetaInfo: body.metaInfo,
+    DocType: docType,
+    ReturnUrl: body.returnUrl,
+    SceneCode: body.sceneCode,
+    LanguageConfig: body.languageConfig,
+    StyleConfig: body.styleConfig,
+    ShowOcrResult: flag(body.showOcrResult),
+    ShowGuidePage: flag(body.showGuidePage),
+    ShowAlbumIcon: flag(body.showAlbumIcon),
+    EditOcrResult: flag(body.editOcrResult),
+    ProcedurePriority: body.procedurePriority,
+  };
+
+  let result;
+  try {
+    result = await cloudauth.initialize(request, signal ? { signal } : {});
+  } catch (err) {
+    if (err instanceof CloudAuthError) {
+      const httpError = upstreamHttpError(err);
+      log.warn({ merchantBizId, upstream: err.toLog(), code: httpError.code }, 'Initialize failed');
+      await sessions.markError(merchantBizId, httpError.code, err.details.requestId ?? null);
+      throw httpError;
+    }
+    // Nothing reached Alibaba (no budget slot, caller gone): free the id for a retry.
+    await sessions.release(merchantBizId);
+    throw err;
+  }
+
+  const issuedAt = Date.now();
+  const session = await sessions.attachTransaction(merchantBizId, {
+    transactionId: result.transactionId,
+    transactionUrl: result.transactionUrl,
+    protocol: result.protocol ?? null,
+    expiresAt: new Date(issuedAt + TRANSACTION_TTL_MS),
+    upstreamRequestId: result.requestId ?? null,
+  });
+  log.info({ merchantBizId, upstreamRequestId: result.requestId }, 'verification started');
+  return { ...view(session), created: true };
+}
+
+function existingSession(session: Session | null, merchantBizId: string, userRef: string): StartedSession {
+  if (!session || session.userRef !== userRef) {
+    throw new HttpError(409, 'MERCHANT_BIZ_ID_TAKEN', `merchantBizId ${merchantBizId} is already in use`);
+  }
+  switch (publicStatus(session)) {
+    case 'expired':
+      throw new HttpError(409, 'SESSION_EXPIRED', 'This verification expired; start a new one with a new merchantBizId');
+    case 'error':
+      throw new HttpError(409, 'SESSION_FAILED', 'This verification could not be started; use a new merchantBizId');
+    case 'passed':
+    case 'failed':
+      throw new HttpError(409, 'SESSION_COMPLETED', 'This verification is already complete');
+    case 'pending':
+      if (!session.transactionId) {
+        throw new HttpError(409, 'SESSION_STARTING', 'This verification is still being started; retry shortly', { 'retry-after': '1' });
+      }
+      return { ...view(session), created: false };
+  }
+}
+
+function view(session: Session): Omit<StartedSession, 'created'> {
+  return {
+    merchantBizId: session.merchantBizId,
+    transactionId: session.transactionId ?? '',
+    transactionUrl: session.transactionUrl ?? '',
+    protocol: session.protocol,
+    expiresAt: session.expiresAt.toISOString(),
+  };
+}

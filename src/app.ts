@@ -66,10 +66,10 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config }
   await app.register(kycRoutes, { prefix: '/kyc' });
 };
 
-/** A ready-to-listen Fastify instance for a validated config. */
-export async function buildApp(config: Config): Promise<FastifyInstance> {
+/** A ready-to-listen Fastify instance for a validated config (logs to stdout unless given a stream). */
+export async function buildApp(config: Config, opts: { logStream?: NodeJS.WritableStream } = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: loggerOptions(config),
+    logger: loggerOptions(config, opts.logStream),
     trustProxy: config.TRUST_PROXY,
     bodyLimit: 64 * 1024,
     requestIdHeader: 'x-request-id',

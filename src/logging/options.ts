@@ -1,4 +1,4 @@
-import type { FastifyServerOptions } from 'fastify';
+import type { LoggerOptions } from 'pino';
 import type { Config } from '../config/schema.js';
 
 /**
@@ -27,12 +27,13 @@ export const REDACTED_PATHS = [
   'sub',
 ];
 
-export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
+export function loggerOptions(config: Config, stream?: NodeJS.WritableStream): LoggerOptions & { stream?: NodeJS.WritableStream } {
   return {
+    ...(stream ? { stream } : {}),
     level: config.LOG_LEVEL,
     redact: { paths: REDACTED_PATHS, censor: '[REDACTED]' },
     serializers: {
-      req(req) {
+      req(req: { method: string; url: string; ip?: string }) {
         return {
           method: req.method,
           url: req.url.split('?')[0],

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../generated/prisma/client.js';
+import { splitSchemaParam } from './url.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -8,20 +9,9 @@ declare module 'fastify' {
   }
 }
 
-/** Splits Prisma's `?schema=NAME` convention off a URL that `pg` would not understand. */
-export function pgConnection(databaseUrl: string): { connectionString: string; schema?: string } {
-  const url = new URL(databaseUrl);
-  const schema = url.searchParams.get('schema') ?? undefined;
-  url.searchParams.delete('schema');
-  return { connectionString: url.toString(), ...(schema ? { schema } : {}) };
-}
-
 export function createPrisma(databaseUrl: string): PrismaClient {
-  const { connectionString, schema } = pgConnection(databaseUrl);
-  const adapter = new PrismaPg(
-    { connectionString, connectionTimeoutMillis: 1000, max: 10 },
-    schema ? { schema } : undefined,
-  );
+  const { connectionString, schema } = splitSchemaParam(databaseUrl);
+  const adapter = new PrismaPg({ connectionString, connectionTimeoutMillis: 1000, max: 10 }, { schema });
   return new PrismaClient({ adapter });
 }
 

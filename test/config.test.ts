@@ -87,3 +87,21 @@ describe('configuration', () => {
     assert.ok(testConfig().AUTH_JWT_SECRET);
   });
 });
+
+describe('documentation of the configuration', () => {
+  test('README.md has the configuration table generated from the schema (npm run -s config:table)', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { configTable } = await import('../src/config/table.js');
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    assert.ok(readme.includes(configTable()), 'README.md is out of date: paste the output of `npm run -s config:table`');
+  });
+
+  test('.env.example sets every variable', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { envSchema } = await import('../src/config/schema.js');
+    const example = await readFile(new URL('../.env.example', import.meta.url), 'utf8');
+    const names = new Set(example.split('\n').map((l) => /^([A-Z0-9_]+)=/.exec(l)?.[1]).filter(Boolean));
+    const missing = Object.keys(envSchema.shape).filter((k) => !names.has(k));
+    assert.deepEqual(missing, []);
+  });
+});

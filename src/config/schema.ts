@@ -25,7 +25,8 @@ const csv = <T extends z.ZodType<unknown, string>>(item: T) =>
     )
     .pipe(z.array(item));
 
-const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const flag = z.enum(['true', 'false', '1', '0']);
+const bool = (fallback: 'true' | 'false') => flag.default(fallback).transform((v) => v === 'true' || v === '1');
 const secret = (what: string) => z.string().min(32, `${what} must be at least 32 characters`);
 const origin = z.url().transform((u, ctx) => {
   const parsed = new URL(u);
@@ -40,15 +41,14 @@ const origin = z.url().transform((u, ctx) => {
  * Every environment variable the service reads. This schema is the single source of truth:
  * start-up validates against it and the README's configuration table is written from it.
  */
-export const configSchema = z
-  .object({
+export const envSchema = z.object({
     NODE_ENV: z.enum(['development', 'test', 'production']).default('development').describe('Runtime mode.'),
     HOST: z.string().default('127.0.0.1').describe('Interface to listen on (0.0.0.0 in containers).'),
     PORT: z.coerce.number().int().min(0).max(65535).default(3000).describe('HTTP port.'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
-    TRUST_PROXY: bool.default(false).describe('Trust X-Forwarded-* (set when behind a load balancer).'),
+    TRUST_PROXY: bool('false').describe('Trust X-Forwarded-* (set when behind a load balancer).'),
     CORS_ORIGINS: csv(origin).describe('Comma-separated browser origins allowed to call the API (empty: CORS off).'),
-    DOCS_ENABLED: bool.optional().describe('Serve OpenAPI at /docs (default: on unless production).'),
+    DOCS_ENABLED: flag.transform((v) => v === 'true' || v === '1').optional().describe('Serve OpenAPI at /docs (default: on unless production).'),
 
     DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// URL').describe('PostgreSQL connection URL.'),
     REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').describe('Redis connection URL (QPS budget, rate limits).'),
@@ -87,7 +87,9 @@ export const configSchema = z
     KYC_APP_QUALITY_CHECK: z.enum(['Y', 'N']).optional().describe('Strict face quality detection (Alibaba default Y).'),
     KYC_DOC_VIDEO: z.enum(['Y', 'N']).default('N').describe('Record a short face video.'),
     KYC_RETURN_URL_ORIGINS: csv(origin).describe('Origins a returnUrl may point at (empty: returnUrl refused).'),
-  })
+});
+
+export const configSchema = envSchema
   .superRefine((c, ctx) => {
     if (!c.AUTH_JWT_SECRET && !c.AUTH_JWT_PUBLIC_KEY) {
       ctx.addIssue({ code: 'custom', path: ['AUTH_JWT_SECRET'], message: 'set AUTH_JWT_SECRET and/or AUTH_JWT_PUBLIC_KEY' });

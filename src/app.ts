@@ -19,6 +19,7 @@ import type { Config } from './config/schema.js';
 import dbPlugin from './db/plugin.js';
 import errorHandler from './errors/handler.js';
 import { loggerOptions } from './logging/options.js';
+import limitsPlugin from './ratelimit/plugin.js';
 import redisPlugin from './redis/plugin.js';
 import healthRoutes from './routes/health.js';
 import kycRoutes from './routes/kyc/index.js';
@@ -29,8 +30,9 @@ export interface AppOptions {
 }
 
 /**
- * The service as a plugin: external plugins, then app plugins, then routes
- * (the layout of the official fastify/demo).
+ * The service as a plugin: external plugins, then app plugins, then routes (the layout of the
+ * official fastify/demo). Config and Redis come first because the rate limiter stores its counts
+ * in Redis.
  */
 export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config }) => {
   app.setValidatorCompiler(validatorCompiler);
@@ -39,7 +41,9 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config }
   // External plugins
   await app.register(helmet, { contentSecurityPolicy: false });
   await app.register(cors, { origin: config.CORS_ORIGINS.length > 0 ? config.CORS_ORIGINS : false });
-  await app.register(rateLimit, { global: false });
+  await app.register(configPlugin, { config });
+  await app.register(redisPlugin);
+  await app.register(rateLimit, { global: false, redis: app.redis, nameSpace: `kyc:ratelimit:${config.CLOUDAUTH_ACCOUNT}:`, skipOnError: true });
   if (config.DOCS_ENABLED) {
     await app.register(swagger, {
       openapi: {
@@ -52,10 +56,9 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config }
   }
 
   // App plugins
-  await app.register(configPlugin, { config });
   await app.register(errorHandler);
   await app.register(dbPlugin);
-  await app.register(redisPlugin);
+  await app.register(limitsPlugin);
   await app.register(authPlugin);
   await app.register(budgetPlugin);
   await app.register(cloudauthPlugin);

@@ -66,6 +66,10 @@ export const envSchema = z.object({
     CLOUDAUTH_QPS_CHECKRESULT: z.coerce.number().int().min(1).optional().describe('Override of CLOUDAUTH_QPS for CheckResult.'),
     CLOUDAUTH_BUDGET_WAIT_MS: z.coerce.number().int().min(0).max(30_000).default(2000).describe('How long a call may queue for a QPS slot before 429.'),
 
+    RATE_LIMIT_PER_USER: z.coerce.number().int().min(1).default(20).describe('POST /kyc/start requests per minute per user (JWT sub).'),
+    RATE_LIMIT_PER_IP: z.coerce.number().int().min(1).default(120).describe('POST /kyc/start requests per minute per client IP.'),
+    RATE_LIMIT_CALLBACK_PER_IP: z.coerce.number().int().min(1).default(1200).describe('GET /kyc/callback requests per minute per IP.'),
+
     PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).describe('Base URL Alibaba can reach; the callback is PUBLIC_BASE_URL/kyc/callback (https in production).'),
 
     AUTH_JWT_SECRET: secret('AUTH_JWT_SECRET').optional().describe('HS256 secret for caller JWTs.'),

@@ -8,6 +8,7 @@ const callbackRoute: FastifyPluginAsyncZod = async (app) => {
   app.get(
     '/callback',
     {
+      preHandler: app.limits.callbackByIp,
       schema: {
         summary: 'Verification result webhook (called by Alibaba Cloud)',
         tags: ['kyc'],
@@ -17,6 +18,7 @@ const callbackRoute: FastifyPluginAsyncZod = async (app) => {
           400: errorResponseSchema,
           403: errorResponseSchema,
           409: errorResponseSchema,
+          429: errorResponseSchema,
         },
       },
     },

@@ -7,7 +7,7 @@ const startRoute: FastifyPluginAsyncZod = async (app) => {
   app.post(
     '/start',
     {
-      preHandler: app.authenticate,
+      preHandler: [app.limits.startByIp, app.authenticate, app.limits.startByUser],
       schema: {
         summary: 'Start an eKYC verification (calls Alibaba Initialize)',
         tags: ['kyc'],

@@ -231,14 +231,14 @@ describe('POST /kyc/start persistence and upstream errors', () => {
     assert.equal(done.transactionId, res.body.transactionId);
   });
 
-  const mappings: Array<{ name: string; fault: { status: number; code: string; message?: string; retryAfterMs?: number }; status: number; code: string }> = [
+  const mappings: Array<{ name: string; fault: { status: number; code: string; message?: string; retryAfterMs?: number; count?: number }; status: number; code: string }> = [
     { name: 'InvalidParameter (our request) → 502', fault: { status: 400, code: 'InvalidParameter', message: 'DocType is invalid' }, status: 502, code: 'UPSTREAM_REJECTED' },
     { name: 'MissingParameter → 502', fault: { status: 400, code: 'MissingParameter', message: 'MerchantUserId is mandatory' }, status: 502, code: 'UPSTREAM_REJECTED' },
     { name: 'InvalidParameter naming MetaInfo (the caller\'s input) → 400', fault: { status: 400, code: 'InvalidParameter', message: 'MetaInfo is invalid' }, status: 400, code: 'INVALID_META_INFO' },
     { name: 'HTTP 200 with Code InvalidParameter is an error', fault: { status: 200, code: 'InvalidParameter' }, status: 502, code: 'UPSTREAM_REJECTED' },
     { name: 'Forbidden.AccountAccessDenied → 503', fault: { status: 403, code: 'Forbidden.AccountAccessDenied' }, status: 503, code: 'UPSTREAM_ACCESS_DENIED' },
     { name: 'Forbidden.RAMUserAccessDenied → 503', fault: { status: 403, code: 'Forbidden.RAMUserAccessDenied' }, status: 503, code: 'UPSTREAM_ACCESS_DENIED' },
-    { name: 'Throttling.Api → 503 with Retry-After', fault: { status: 403, code: 'Throttling.Api', retryAfterMs: 2500 }, status: 503, code: 'UPSTREAM_THROTTLED' },
+    { name: 'Throttling.Api beyond the deadline → 503 with Retry-After', fault: { status: 403, code: 'Throttling.Api', retryAfterMs: 2500, count: 2 }, status: 503, code: 'UPSTREAM_THROTTLED' },
     { name: 'InternalError → 502', fault: { status: 500, code: 'InternalError' }, status: 502, code: 'UPSTREAM_ERROR' },
     { name: 'a body that is not JSON → 502', fault: { status: 502, code: 'NON_JSON' }, status: 502, code: 'UPSTREAM_ERROR' },
     { name: 'a dropped connection → 504 (outcome unknown)', fault: { status: 500, code: 'CONNECTION_RESET' }, status: 504, code: 'UPSTREAM_TIMEOUT' },
@@ -257,6 +257,26 @@ describe('POST /kyc/start persistence and upstream errors', () => {
       assert.equal(row.errorCode, m.code);
     });
   }
+
+  test('Throttling.Api from Alibaba (another system on the account) is retried after x-acs-retry-after', async () => {
+    const before = (await api.sim.calls()).body.length;
+    await api.sim.fault({ action: 'Initialize', status: 403, code: 'Throttling.Api', retryAfterMs: 300, count: 2 });
+    const t0 = Date.now();
+    const res = await api.start(await tokenFor(), { metaInfo: META_INFO });
+    assert.equal(res.status, 201);
+    assert.ok(Date.now() - t0 >= 600, 'waited what Alibaba asked, twice');
+    const calls = (await api.sim.calls()).body.slice(before).filter((c) => c.action === 'Initialize');
+    assert.deepEqual(calls.map((c) => c.code), ['Throttling.Api', 'Throttling.Api', 'Success']);
+  });
+
+  test('a timeout is never retried (Initialize may have created a transaction)', async () => {
+    const before = (await api.sim.calls()).body.length;
+    await api.sim.fault({ action: 'Initialize', status: 500, code: 'CONNECTION_RESET' });
+    const res = await api.start(await tokenFor(), { metaInfo: META_INFO });
+    assert.equal(res.status, 504);
+    const calls = (await api.sim.calls()).body.slice(before).filter((c) => c.action === 'Initialize');
+    assert.equal(calls.length, 1);
+  });
 
   test('an upstream that hangs past the deadline → 504 UPSTREAM_TIMEOUT in time', async () => {
     const merchantBizId = randomId('hang');

@@ -64,7 +64,8 @@ export function createCloudAuthClient(options: CloudAuthClientOptions): CloudAut
     });
     const request = new $OpenApiUtil.OpenApiRequest({ query: withoutUndefined(query) });
     // The runtime's read timeout is not applied on reused keep-alive connections: the deadline is ours.
-    const deadline = AbortSignal.timeout(options.timeoutMs);
+    const budgetMs = Math.min(options.timeoutMs, (callOptions.deadlineAt ?? Infinity) - Date.now());
+    const deadline = AbortSignal.timeout(Math.max(1, budgetMs));
     const signal = callOptions.signal ? AbortSignal.any([deadline, callOptions.signal]) : deadline;
 
     let response: { body?: unknown };

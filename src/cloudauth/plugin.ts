@@ -1,5 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import fp from 'fastify-plugin';
 import { createCloudAuthClient } from './client.js';
+import { CloudAuthError } from './errors.js';
 import type { ApiName, CallOptions, CloudAuthApi } from './types.js';
 
 declare module 'fastify' {
@@ -9,23 +11,64 @@ declare module 'fastify' {
   }
 }
 
+/** Attempts of one call when Alibaba answers Throttling.* (another system shares the account). */
+export const MAX_THROTTLED_ATTEMPTS = 4;
+const BACKOFF_BASE_MS = 200;
+const BACKOFF_CAP_MS = 2000;
+
+/** Exponential backoff with full jitter, never shorter than what Alibaba asked for. */
+export function throttleDelayMs(attempt: number, retryAfterMs: number | undefined): number {
+  const backoff = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
+  return Math.max(retryAfterMs ?? 0, backoff);
+}
+
 export default fp(
   async (app) => {
+    const { config } = app;
     const client = createCloudAuthClient({
-        endpoint: app.config.CLOUDAUTH_ENDPOINT,
-        accessKeyId: app.config.ALIBABA_CLOUD_ACCESS_KEY_ID,
-        accessKeySecret: app.config.ALIBABA_CLOUD_ACCESS_KEY_SECRET,
-        timeoutMs: app.config.CLOUDAUTH_TIMEOUT_MS,
-      });
+      endpoint: config.CLOUDAUTH_ENDPOINT,
+      accessKeyId: config.ALIBABA_CLOUD_ACCESS_KEY_ID,
+      accessKeySecret: config.ALIBABA_CLOUD_ACCESS_KEY_SECRET,
+      timeoutMs: config.CLOUDAUTH_TIMEOUT_MS,
+    });
 
-    const metered = async <T>(api: ApiName, options: CallOptions | undefined, call: () => Promise<T>): Promise<T> => {
-      await app.budget.acquire(api, options?.signal ? { signal: options.signal } : {});
-      return call();
+    /**
+     * One upstream call within one overall deadline (CLOUDAUTH_TIMEOUT_MS): wait for a budget
+     * slot, call, and on Throttling.* — the only answer that proves Alibaba did nothing, so even
+     * Initialize may be repeated — back off (honouring x-acs-retry-after) and go again while the
+     * deadline allows. Timeouts and every other failure are final.
+     */
+    const metered = async <T>(api: ApiName, options: CallOptions = {}, call: (options: CallOptions) => Promise<T>): Promise<T> => {
+      const deadlineAt = options.deadlineAt ?? Date.now() + config.CLOUDAUTH_TIMEOUT_MS;
+      const log = options.log ?? app.log;
+      for (let attempt = 1; ; attempt++) {
+        const queuedAt = Date.now();
+        await app.budget.acquire(api, {
+          ...(options.signal ? { signal: options.signal } : {}),
+          maxWaitMs: Math.max(0, Math.min(config.CLOUDAUTH_BUDGET_WAIT_MS, deadlineAt - queuedAt)),
+        });
+        const startedAt = Date.now();
+        try {
+          const result = await call({ ...options, deadlineAt });
+          log.info({ api, attempt, budgetWaitMs: startedAt - queuedAt, upstreamMs: Date.now() - startedAt }, 'upstream call');
+          return result;
+        } catch (err) {
+          if (!(err instanceof CloudAuthError)) throw err;
+          const delay = throttleDelayMs(attempt, err.details.retryAfterMs);
+          const retry = err.failure === 'throttled' && attempt < MAX_THROTTLED_ATTEMPTS && Date.now() + delay < deadlineAt;
+          log.warn(
+            { api, attempt, budgetWaitMs: startedAt - queuedAt, upstreamMs: Date.now() - startedAt, upstream: err.toLog(), retryInMs: retry ? Math.round(delay) : undefined },
+            'upstream call failed',
+          );
+          if (!retry) throw err;
+          await sleep(delay, undefined, options.signal ? { signal: options.signal } : {});
+        }
+      }
     };
 
     app.decorate('cloudauth', {
-      initialize: (request, options) => metered('Initialize', options, () => client.initialize(request, options)),
-      checkResult: (request, options) => metered('CheckResult', options, () => client.checkResult(request, options)),
+      initialize: (request, options) => metered('Initialize', options, (o) => client.initialize(request, o)),
+      checkResult: (request, options) => metered('CheckResult', options, (o) => client.checkResult(request, o)),
     } satisfies CloudAuthApi);
   },
   { name: 'cloudauth', dependencies: ['config', 'budget'] },

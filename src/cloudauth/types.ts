@@ -1,3 +1,5 @@
+import type { FastifyBaseLogger } from 'fastify';
+
 /**
  * Request and response shapes of the cloudauth-intl 2022-08-09 operations this service calls.
  * Parameter names are the wire names of Alibaba's generated SDK.
@@ -60,6 +62,10 @@ export interface CheckResultResult {
 export interface CallOptions {
   /** Aborts the call (e.g. the caller went away). */
   signal?: AbortSignal;
+  /** Epoch ms by which the call must be answered, retries included (default: now + the client's timeout). */
+  deadlineAt?: number;
+  /** Where to log the call (a request's logger carries its request id). */
+  log?: FastifyBaseLogger;
 }
 
 /** What the rest of the service needs from cloudauth-intl. */

@@ -91,7 +91,7 @@ export async function startSession(
 
   let result;
   try {
-    result = await cloudauth.initialize(request, signal ? { signal } : {});
+    result = await cloudauth.initialize(request, { log, ...(signal ? { signal } : {}) });
   } catch (err) {
     if (err instanceof CloudAuthError) {
       const httpError = upstreamHttpError(err);

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fp from 'fastify-plugin';
 import { Redis } from 'ioredis';
+import { failFastRedisOptions } from './options.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -10,18 +11,12 @@ declare module 'fastify' {
 }
 
 /**
- * One shared connection. Commands fail fast while Redis is unreachable (no offline queue, one
- * attempt, a command timeout), so everything that depends on Redis fails closed instead of hanging;
- * ioredis keeps reconnecting in the background and recovery needs no restart.
+ * One shared connection. Commands fail fast while Redis is unreachable (see options.ts), so
+ * everything that depends on Redis fails closed instead of hanging; ioredis keeps reconnecting in
+ * the background and recovery needs no restart.
  */
 export function createRedis(url: string): Redis {
-  return new Redis(url, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    commandTimeout: 400,
-    connectTimeout: 1000,
-    retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
-  });
+  return new Redis(url, failFastRedisOptions);
 }
 
 export default fp(

@@ -1,0 +1,53 @@
+/**
+ * COMPARISON BASELINE ONLY — NOT FOR PRODUCTION.
+ *
+ * The naive fixed-window limiter (INCR + PEXPIRE on a per-second key, bucketed
+ * by the local clock) that QpsBudget replaces. It lets up to 2N calls start
+ * within one real second (N at the end of a bucket, N at the start of the
+ * next), trusts each instance's clock, counts rejected attempts and polls.
+ * Kept only so benchmarks/tests can demonstrate the difference.
+ */
+import type { Redis } from 'ioredis';
+import type { AcquireOptions } from './budget.js';
+import { BudgetExhaustedError, BudgetUnavailableError } from './errors.js';
+import { sleep } from './timing.js';
+
+export interface FixedWindowOptions {
+  redis: Redis;
+  keyPrefix: string;
+  account: string;
+  limits: Record<string, number> | number;
+  maxWaitMs: number;
+}
+
+export class FixedWindowLimiter {
+  constructor(private readonly opts: FixedWindowOptions) {}
+
+  async acquire(api: string, acquireOpts: AcquireOptions = {}): Promise<void> {
+    const { signal } = acquireOpts;
+    const maxWaitMs = acquireOpts.maxWaitMs ?? this.opts.maxWaitMs;
+    const limits = this.opts.limits;
+    const limit = typeof limits === 'number' ? limits : limits[api];
+    if (limit === undefined) throw new TypeError(`no QPS limit configured for API "${api}"`);
+    const started = Date.now();
+    for (;;) {
+      signal?.throwIfAborted();
+      const now = Date.now();
+      const bucket = Math.floor(now / 1000);
+      const key = `${this.opts.keyPrefix}:${this.opts.account}:${api}:${bucket}`;
+      let count: number;
+      try {
+        const res = await this.opts.redis.multi().incr(key).pexpire(key, 2000).exec();
+        count = Number(res?.[0]?.[1]);
+      } catch (err) {
+        throw new BudgetUnavailableError('fixed-window limiter: Redis unavailable', { cause: err });
+      }
+      if (count <= limit) return;
+      const untilNext = (bucket + 1) * 1000 - Date.now();
+      if (Date.now() - started + untilNext > maxWaitMs) {
+        throw new BudgetExhaustedError(api, Math.max(1, untilNext));
+      }
+      await sleep(Math.max(untilNext, 0), signal);
+    }
+  }
+}

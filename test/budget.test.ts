@@ -1,0 +1,376 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis, type RedisOptions } from 'ioredis';
+import {
+  BudgetExhaustedError,
+  BudgetUnavailableError,
+  QpsBudget,
+} from '../src/budget/index.js';
+import { failFastRedisOptions } from '../src/redis/options.js';
+import { FixedWindowLimiter } from '../src/budget/fixed-window.js';
+
+const MAIN_PORT = 6379;
+const clients: Redis[] = [];
+
+function client(port = MAIN_PORT, extra: RedisOptions = {}): Redis {
+  const redis = new Redis({ host: '127.0.0.1', port, ...failFastRedisOptions, ...extra });
+  redis.on('error', () => {}); // connection errors are expected in the fail-closed test
+  clients.push(redis);
+  return redis;
+}
+
+async function ready(redis: Redis): Promise<Redis> {
+  if (redis.status !== 'ready') await once(redis, 'ready');
+  return redis;
+}
+
+const prefix = (): string => `test:budget:${randomUUID()}`;
+const nowMs = (): number => performance.timeOrigin + performance.now();
+
+async function redisTimeMs(redis: Redis): Promise<number> {
+  const [sec, usec] = await redis.time();
+  return Number(sec) * 1000 + Number(usec) / 1000;
+}
+
+/** Largest number of starts inside any half-open window [t, t + windowMs). */
+function maxInWindow(starts: number[], windowMs: number): number {
+  const s = [...starts].sort((a, b) => a - b);
+  let best = 0;
+  let j = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (j < i) j = i;
+    while (j < s.length && s[j]! < s[i]! + windowMs) j++;
+    best = Math.max(best, j - i);
+  }
+  return best;
+}
+
+const isExhausted = (err: unknown): boolean => err instanceof BudgetExhaustedError;
+const isUnavailable = (err: unknown): boolean => err instanceof BudgetUnavailableError;
+
+after(() => {
+  for (const redis of clients) redis.disconnect();
+});
+
+describe('QpsBudget on the shared Redis', () => {
+  test('no sliding 1 s window holds more than N starts across 3 instances, throughput ≈ N/s', async (t) => {
+    const N = 10;
+    const keyPrefix = prefix();
+    const budgets = await Promise.all(
+      [0, 1, 2].map(async () => {
+        const redis = await ready(client());
+        return new QpsBudget({ redis, keyPrefix, account: 'acct', limits: { Initialize: N }, maxWaitMs: 1500 });
+      }),
+    );
+    const starts: number[] = [];
+    const failures: unknown[] = [];
+    let exhausted = 0;
+    const pending: Promise<void>[] = [];
+    const t0 = performance.now();
+    const runFor = 3000;
+    // Open loop: each instance offers 25 req/s → 75 req/s total = 7.5 × the limit.
+    await Promise.all(
+      budgets.map(async (budget) => {
+        while (performance.now() - t0 < runFor) {
+          pending.push(
+            budget.acquire('Initialize').then(
+              () => void starts.push(performance.now()),
+              (err: unknown) => (isExhausted(err) ? void exhausted++ : void failures.push(err)),
+            ),
+          );
+          await sleep(40);
+        }
+      }),
+    );
+    await Promise.all(pending);
+    assert.deepEqual(failures, []);
+    assert.ok(exhausted > 0, 'the load should exceed the budget');
+    assert.ok(maxInWindow(starts, 1000) <= N, `max starts in a 1 s window: ${maxInWindow(starts, 1000)}`);
+    const inRun = starts.filter((s) => s - t0 < runFor).length;
+    t.diagnostic(`granted ${starts.length}, exhausted ${exhausted}, ${inRun} starts in ${runFor} ms, max in 1 s ${maxInWindow(starts, 1000)}`);
+    assert.ok(inRun >= 0.9 * N * (runFor / 1000), `only ${inRun} starts in ${runFor} ms`);
+  });
+
+  test('fixed-window baseline bursts 2N across a boundary, QpsBudget does not', async (t) => {
+    const N = 5;
+    const redis = await ready(client());
+
+    /** N calls 150 ms before a whole second (Redis clock) and N calls 30 ms after it. */
+    async function straddleBoundary(acquire: () => Promise<void>): Promise<number[]> {
+      const now = await redisTimeMs(redis);
+      let boundary = Math.ceil(now / 1000) * 1000;
+      if (boundary - now < 300) boundary += 1000;
+      const starts: number[] = [];
+      const burst = (): Promise<void>[] =>
+        Array.from({ length: N }, () => acquire().then(() => void starts.push(nowMs())));
+      await sleep(boundary - 150 - now);
+      const first = burst();
+      await sleep(boundary + 30 - nowMs());
+      await Promise.all([...first, ...burst()]);
+      return starts;
+    }
+
+    const fixed = new FixedWindowLimiter({ redis, keyPrefix: prefix(), account: 'acct', limits: N, maxWaitMs: 3000 });
+    const fixedStarts = await straddleBoundary(() => fixed.acquire('Initialize'));
+    assert.ok(maxInWindow(fixedStarts, 1000) > N, `baseline max in 1 s: ${maxInWindow(fixedStarts, 1000)}`);
+
+    const budget = new QpsBudget({ redis, keyPrefix: prefix(), account: 'acct', limits: N, maxWaitMs: 3000 });
+    const budgetStarts = await straddleBoundary(() => budget.acquire('Initialize'));
+    assert.equal(budgetStarts.length, 2 * N);
+    t.diagnostic(`max starts in 1 s: fixed window ${maxInWindow(fixedStarts, 1000)}, QpsBudget ${maxInWindow(budgetStarts, 1000)} (N=${N})`);
+    assert.ok(maxInWindow(budgetStarts, 1000) <= N, `budget max in 1 s: ${maxInWindow(budgetStarts, 1000)}`);
+  });
+
+  test('slots are granted in arrival order across instances (FIFO)', async () => {
+    const keyPrefix = prefix();
+    const budgets = await Promise.all(
+      [0, 1, 2].map(async () => {
+        const redis = await ready(client());
+        return new QpsBudget({ redis, keyPrefix, account: 'acct', limits: 1, maxWaitMs: 5000, windowMs: 200 });
+      }),
+    );
+    const order: number[] = [];
+    const starts: number[] = [];
+    const all: Promise<void>[] = [];
+    for (let i = 0; i < 6; i++) {
+      all.push(
+        budgets[i % 3]!.acquire('Initialize').then(() => {
+          order.push(i);
+          starts.push(performance.now());
+        }),
+      );
+      await sleep(10); // let request i reach Redis before request i + 1 is sent
+    }
+    await Promise.all(all);
+    assert.deepEqual(order, [0, 1, 2, 3, 4, 5]);
+    // Limit 1: each request has its own slot ≈ 225 ms after the previous one
+    // (loose bound: timer jitter on a busy CI box must not make this flaky).
+    for (let i = 1; i < starts.length; i++) {
+      assert.ok(starts[i]! - starts[i - 1]! >= 150, `starts ${i - 1} and ${i} only ${starts[i]! - starts[i - 1]!} ms apart`);
+    }
+  });
+
+  test('maxWaitMs: excess requests reject at once with a usable retryAfterMs', async () => {
+    const redis = await ready(client());
+    const budget = new QpsBudget({ redis, keyPrefix: prefix(), account: 'acct', limits: 2, maxWaitMs: 300 });
+    await Promise.all([budget.acquire('Initialize'), budget.acquire('Initialize')]);
+
+    const t = performance.now();
+    const results = await Promise.allSettled([1, 2, 3, 4].map(() => budget.acquire('Initialize')));
+    const elapsed = performance.now() - t;
+    assert.ok(elapsed < 100, `rejections took ${elapsed} ms`);
+    const retryAfters = results.map((r) => {
+      assert.equal(r.status, 'rejected');
+      const err = (r as PromiseRejectedResult).reason as BudgetExhaustedError;
+      assert.ok(err instanceof BudgetExhaustedError);
+      assert.equal(err.code, 'QPS_BUDGET_EXHAUSTED');
+      assert.ok(err.retryAfterMs > 0 && err.retryAfterMs <= 1025, `retryAfterMs ${err.retryAfterMs}`);
+      return err.retryAfterMs;
+    });
+    assert.equal(await redis.zcard(budget.keyFor('Initialize')), 2, 'rejected requests must not reserve');
+
+    // Too early (100 ms before retryAfter) is still rejected ...
+    const retryAfter = retryAfters[0]!;
+    await sleep(retryAfter - 100);
+    await assert.rejects(budget.acquire('Initialize'), isExhausted);
+    // ... at retryAfter a slot is available within maxWait.
+    await sleep(110);
+    const r = performance.now();
+    await budget.acquire('Initialize');
+    assert.ok(performance.now() - r <= 320);
+  });
+
+  test('abort while queued rejects promptly and gives the slot to a later request', async () => {
+    const redis = await ready(client());
+    const budget = new QpsBudget({
+      redis, keyPrefix: prefix(), account: 'acct', limits: 1, maxWaitMs: 5000, windowMs: 200, marginMs: 25,
+    });
+    const key = budget.keyFor('Initialize');
+    const t0 = performance.now();
+    const since = (): number => performance.now() - t0;
+
+    // Already aborted: rejects without touching Redis.
+    const pre = AbortSignal.abort(new Error('pre-aborted'));
+    await assert.rejects(budget.acquire('Initialize', { signal: pre }), /pre-aborted/);
+    assert.equal(await redis.zcard(key), 0);
+
+    const a = budget.acquire('Initialize'); // slot ≈ 0
+    const ac = new AbortController();
+    const b = budget.acquire('Initialize', { signal: ac.signal }); // slot ≈ 225
+    let cStart = 0;
+    const c = budget.acquire('Initialize').then(() => void (cStart = since())); // slot ≈ 450
+    await a;
+    await sleep(50);
+    const reason = new Error('client went away');
+    const abortedAt = performance.now();
+    ac.abort(reason);
+    await assert.rejects(b, (err) => err === reason);
+    assert.ok(performance.now() - abortedAt < 20, 'abort must reject promptly');
+    await sleep(10);
+    // Without the abort, d would get slot ≈ 675; with it, it takes b's slot ≈ 225.
+    await budget.acquire('Initialize');
+    const dStart = since();
+    await c;
+    assert.ok(dStart >= 200 && dStart < 400, `d started at ${dStart} ms`);
+    assert.ok(cStart >= 425, `c started at ${cStart} ms`);
+  });
+
+  test('per-API keys are independent', async () => {
+    const redis = await ready(client());
+    const budget = new QpsBudget({
+      redis, keyPrefix: prefix(), account: 'acct', limits: { Initialize: 1, CheckResult: 3 }, maxWaitMs: 0,
+    });
+    await budget.acquire('Initialize');
+    await assert.rejects(budget.acquire('Initialize'), isExhausted);
+    await Promise.all([1, 2, 3].map(() => budget.acquire('CheckResult')));
+    await assert.rejects(budget.acquire('CheckResult'), isExhausted);
+    assert.equal(await redis.zcard(budget.keyFor('Initialize')), 1);
+    assert.equal(await redis.zcard(budget.keyFor('CheckResult')), 3);
+    await assert.rejects(budget.acquire('Unknown'), /no QPS limit/);
+  });
+});
+
+// ---------------------------------------------------------------------------
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+async function startRedis(port: number): Promise<ChildProcess> {
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${out}`)), 5000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server exited (${code}): ${out}`));
+    });
+  });
+  child.stdout!.resume();
+  return child;
+}
+
+async function stop(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGKILL');
+  await exited;
+}
+
+describe('QpsBudget on a spare redis-server', () => {
+  let port = 0;
+  let server: ChildProcess | undefined;
+
+  before(async () => {
+    port = await freePort();
+    server = await startRedis(port);
+  });
+  after(async () => {
+    await stop(server);
+  });
+
+  test('a queued acquire costs one Redis command, an aborted one two', async () => {
+    const redis = await ready(client(port));
+    const budget = new QpsBudget({ redis, keyPrefix: prefix(), account: 'acct', limits: 1, maxWaitMs: 5000, windowMs: 200 });
+    await budget.acquire('Initialize'); // takes the slot; also loads the script on this connection
+
+    const monitorClient = new Redis({ host: '127.0.0.1', port });
+    monitorClient.on('error', () => {});
+    clients.push(monitorClient);
+    const monitor = await monitorClient.monitor();
+    clients.push(monitor);
+    const seen: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua') seen.push(String(args[0]).toLowerCase());
+    });
+
+    const t = performance.now();
+    await budget.acquire('Initialize'); // must wait ≈ 225 ms for its slot
+    assert.ok(performance.now() - t >= 200, 'the request should have been queued');
+    await sleep(50);
+    assert.deepEqual(seen.splice(0), ['evalsha']);
+
+    const ac = new AbortController();
+    const queued = budget.acquire('Initialize', { signal: ac.signal });
+    setTimeout(() => ac.abort(new Error('gone')), 50);
+    await assert.rejects(queued, /gone/);
+    await sleep(50);
+    assert.deepEqual(seen.splice(0), ['evalsha', 'zrem']);
+    monitor.disconnect();
+  });
+
+  test('fails closed within 500 ms when Redis hangs or dies, recovers when it returns', async () => {
+    // The recommended client options (commandTimeout 1000 ms): QpsBudget's own
+    // 300 ms deadline must cut the hang short.
+    const redis = await ready(client(port));
+    const budget = new QpsBudget({ redis, keyPrefix: prefix(), account: 'acct', limits: 1, maxWaitMs: 0, windowMs: 200 });
+    await budget.acquire('Initialize');
+    await sleep(260); // the slot above is out of the window again
+
+    // Hanging server (connection up, no replies).
+    server!.kill('SIGSTOP');
+    try {
+      let t = performance.now();
+      await assert.rejects(budget.acquire('Initialize', { maxWaitMs: 1000 }), isUnavailable);
+      assert.ok(performance.now() - t < 500, `hang detected after ${performance.now() - t} ms`);
+      // Abort while the reply is outstanding rejects with the abort reason.
+      const ac = new AbortController();
+      t = performance.now();
+      const p = budget.acquire('Initialize', { signal: ac.signal, maxWaitMs: 1000 });
+      setTimeout(() => ac.abort(new Error('aborted in flight')), 50);
+      await assert.rejects(p, /aborted in flight/);
+      assert.ok(performance.now() - t < 150);
+    } finally {
+      server!.kill('SIGCONT');
+    }
+    // Both requests above get executed late by Redis; their slots must be given
+    // back, otherwise this maxWait=0 acquire (limit 1) would be rejected.
+    await sleep(50);
+    await budget.acquire('Initialize');
+
+    // Dead server.
+    await stop(server);
+    for (let i = 0; i < 3; i++) {
+      const t = performance.now();
+      await assert.rejects(budget.acquire('Initialize', { maxWaitMs: 1000 }), isUnavailable);
+      assert.ok(performance.now() - t < 500, `outage detected after ${performance.now() - t} ms`);
+      await sleep(100);
+    }
+
+    // Same port again: the same QpsBudget recovers on its own.
+    server = await startRedis(port);
+    const t = performance.now();
+    let recovered = false;
+    while (!recovered && performance.now() - t < 5000) {
+      try {
+        await budget.acquire('Initialize', { maxWaitMs: 1000 });
+        recovered = true;
+      } catch (err) {
+        assert.ok(isUnavailable(err), String(err));
+        await sleep(100);
+      }
+    }
+    assert.ok(recovered, 'acquire did not recover within 5 s');
+  });
+});

@@ -1,9 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
@@ -14,6 +13,9 @@ import {
 } from '../src/budget/index.js';
 import { failFastRedisOptions } from '../src/redis/options.js';
 import { FixedWindowLimiter } from '../src/budget/fixed-window.js';
+import { peakInWindow } from '../src/simulator/peak-window.js';
+import { startRedis, stop } from './helpers/redis-server.js';
+import { freePort } from './helpers/stack.js';
 
 const MAIN_PORT = 6379;
 const clients: Redis[] = [];
@@ -38,18 +40,6 @@ async function redisTimeMs(redis: Redis): Promise<number> {
   return Number(sec) * 1000 + Number(usec) / 1000;
 }
 
-/** Largest number of starts inside any half-open window [t, t + windowMs). */
-function maxInWindow(starts: number[], windowMs: number): number {
-  const s = [...starts].sort((a, b) => a - b);
-  let best = 0;
-  let j = 0;
-  for (let i = 0; i < s.length; i++) {
-    if (j < i) j = i;
-    while (j < s.length && s[j]! < s[i]! + windowMs) j++;
-    best = Math.max(best, j - i);
-  }
-  return best;
-}
 
 const isExhausted = (err: unknown): boolean => err instanceof BudgetExhaustedError;
 const isUnavailable = (err: unknown): boolean => err instanceof BudgetUnavailableError;
@@ -91,9 +81,9 @@ describe('QpsBudget on the shared Redis', () => {
     await Promise.all(pending);
     assert.deepEqual(failures, []);
     assert.ok(exhausted > 0, 'the load should exceed the budget');
-    assert.ok(maxInWindow(starts, 1000) <= N, `max starts in a 1 s window: ${maxInWindow(starts, 1000)}`);
+    assert.ok(peakInWindow(starts, 1000) <= N, `max starts in a 1 s window: ${peakInWindow(starts, 1000)}`);
     const inRun = starts.filter((s) => s - t0 < runFor).length;
-    t.diagnostic(`granted ${starts.length}, exhausted ${exhausted}, ${inRun} starts in ${runFor} ms, max in 1 s ${maxInWindow(starts, 1000)}`);
+    t.diagnostic(`granted ${starts.length}, exhausted ${exhausted}, ${inRun} starts in ${runFor} ms, max in 1 s ${peakInWindow(starts, 1000)}`);
     assert.ok(inRun >= 0.9 * N * (runFor / 1000), `only ${inRun} starts in ${runFor} ms`);
   });
 
@@ -118,13 +108,13 @@ describe('QpsBudget on the shared Redis', () => {
 
     const fixed = new FixedWindowLimiter({ redis, keyPrefix: prefix(), account: 'acct', limits: N, maxWaitMs: 3000 });
     const fixedStarts = await straddleBoundary(() => fixed.acquire('Initialize'));
-    assert.ok(maxInWindow(fixedStarts, 1000) > N, `baseline max in 1 s: ${maxInWindow(fixedStarts, 1000)}`);
+    assert.ok(peakInWindow(fixedStarts, 1000) > N, `baseline max in 1 s: ${peakInWindow(fixedStarts, 1000)}`);
 
     const budget = new QpsBudget({ redis, keyPrefix: prefix(), account: 'acct', limits: N, maxWaitMs: 3000 });
     const budgetStarts = await straddleBoundary(() => budget.acquire('Initialize'));
     assert.equal(budgetStarts.length, 2 * N);
-    t.diagnostic(`max starts in 1 s: fixed window ${maxInWindow(fixedStarts, 1000)}, QpsBudget ${maxInWindow(budgetStarts, 1000)} (N=${N})`);
-    assert.ok(maxInWindow(budgetStarts, 1000) <= N, `budget max in 1 s: ${maxInWindow(budgetStarts, 1000)}`);
+    t.diagnostic(`max starts in 1 s: fixed window ${peakInWindow(fixedStarts, 1000)}, QpsBudget ${peakInWindow(budgetStarts, 1000)} (N=${N})`);
+    assert.ok(peakInWindow(budgetStarts, 1000) <= N, `budget max in 1 s: ${peakInWindow(budgetStarts, 1000)}`);
   });
 
   test('slots are granted in arrival order across instances (FIFO)', async () => {
@@ -237,46 +227,6 @@ describe('QpsBudget on the shared Redis', () => {
 });
 
 // ---------------------------------------------------------------------------
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
-
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${out}`)), 5000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`redis-server exited (${code}): ${out}`));
-    });
-  });
-  child.stdout!.resume();
-  return child;
-}
-
-async function stop(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGKILL');
-  await exited;
-}
 
 describe('QpsBudget on a spare redis-server', () => {
   let port = 0;

@@ -75,21 +75,36 @@ export interface Stack {
   close(): Promise<void>;
 }
 
+export interface StackOptions {
+  env?: Record<string, string | undefined>;
+  simQps?: number;
+  simLatencyMs?: number;
+  /**
+   * Serve the simulator's demo page (`${simUrl}/demo`), minting tokens with TEST_JWT_SECRET. The
+   * service then allows the simulator's origin for CORS and returnUrl (unless `env` says otherwise).
+   */
+  demo?: boolean;
+}
+
 /**
  * A simulator and the service, both listening on loopback, wired to each other: the service
  * calls the simulator as Alibaba, the simulator calls the service's callback.
  */
-export async function startStack(opts: { env?: Record<string, string | undefined>; simQps?: number; simLatencyMs?: number } = {}): Promise<Stack> {
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   await migrateOnce();
+  // The demo page needs the service's URL before the simulator is built.
+  const demoPort = opts.demo ? await freePort() : undefined;
   const sim = await buildSimulator({
     accessKeys: { [SIM_KEY_ID]: SIM_KEY_SECRET },
     qps: opts.simQps ?? 0,
     latencyMs: opts.simLatencyMs ?? 0,
+    ...(demoPort ? { demo: { jwtSecret: TEST_JWT_SECRET, serviceUrl: `http://127.0.0.1:${demoPort}` } } : {}),
   });
   const simUrl = await sim.listen(0, '127.0.0.1');
-  const port = await freePort();
+  const port = demoPort ?? (await freePort());
   const appUrl = `http://127.0.0.1:${port}`;
-  const config = testConfig({ CLOUDAUTH_ENDPOINT: simUrl, PUBLIC_BASE_URL: appUrl, ...opts.env });
+  const demoEnv = opts.demo ? { CORS_ORIGINS: simUrl, KYC_RETURN_URL_ORIGINS: `https://shop.example,${simUrl}` } : {};
+  const config = testConfig({ CLOUDAUTH_ENDPOINT: simUrl, PUBLIC_BASE_URL: appUrl, ...demoEnv, ...opts.env });
   const logs = new LogCapture();
   const app = await buildApp(config, { logStream: logs });
   await app.listen({ port, host: '127.0.0.1' });

@@ -211,6 +211,24 @@ describe('QpsBudget on the shared Redis', () => {
     assert.ok(cStart >= 425, `c started at ${cStart} ms`);
   });
 
+  test('a caller that wakes too late for its slot queues again instead of starting late', async () => {
+    const redis = await ready(client());
+    const budget = new QpsBudget({ redis, keyPrefix: prefix(), account: 'acct', limits: 10, maxWaitMs: 2000, marginMs: 40 });
+    const onTime = await budget.acquireSlot('Initialize');
+    assert.equal(onTime.attempts, 1);
+
+    const pending = budget.acquireSlot('Initialize');
+    await new Promise((resolve) => setImmediate(resolve)); // the reservation is on its way to Redis
+    const blockedUntil = performance.now() + 150; // an overloaded process: the reply waits 150 ms
+    while (performance.now() < blockedUntil) {
+      // busy
+    }
+    const late = await pending;
+    assert.equal(late.attempts, 2, 'the first slot was given back and a new one taken');
+    // The abandoned reservation is gone: only the live ones remain in the log.
+    assert.equal(await redis.zcard(budget.keyFor('Initialize')), 2);
+  });
+
   test('per-API keys are independent', async () => {
     const redis = await ready(client());
     const budget = new QpsBudget({

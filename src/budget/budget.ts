@@ -16,7 +16,7 @@ export interface BudgetOptions {
   limits: Record<string, number> | number;
   /** Longest a caller may be queued for a slot before BudgetExhaustedError. */
   maxWaitMs: number;
-  /** Added to the window to absorb start-time jitter. Default 25 ms. */
+  /** Added to the window: half absorbs late starts, half the jitter on the way to Alibaba. Default 40 ms. */
   marginMs?: number;
   /** Length of the limit window before the margin. Default 1000 ms (QPS). */
   windowMs?: number;
@@ -33,13 +33,17 @@ export interface AcquireOptions {
 
 export interface Grant {
   api: string;
+  /** Reservations made: more than 1 when the caller woke too late for a slot and queued again. */
+  attempts: number;
   /** Reserved start time, epoch ms on Redis's clock. */
   slotAtMs: number;
   /** How long the caller was told to wait (ms). */
   delayMs: number;
 }
 
-export const DEFAULT_MARGIN_MS = 25;
+export const DEFAULT_MARGIN_MS = 40;
+/** Reservations one caller may make when it keeps waking too late (an overloaded process). */
+const MAX_LATE_ATTEMPTS = 3;
 export const DEFAULT_WINDOW_MS = 1000;
 export const DEFAULT_COMMAND_TIMEOUT_MS = 300;
 
@@ -92,6 +96,7 @@ export class QpsBudget {
   private readonly limits: Record<string, number> | number;
   private readonly maxWaitMs: number;
   private readonly windowUs: number;
+  private readonly maxLatenessMs: number;
   private readonly commandTimeoutMs: number;
   private readonly memberPrefix = randomBytes(6).toString('hex');
   private seq = 0;
@@ -115,6 +120,7 @@ export class QpsBudget {
     this.limits = typeof opts.limits === 'number' ? opts.limits : { ...opts.limits };
     this.maxWaitMs = opts.maxWaitMs;
     this.windowUs = Math.round((windowMs + marginMs) * 1000);
+    this.maxLatenessMs = marginMs / 2;
 
     if (typeof (this.redis as unknown as Record<string, unknown>)[RESERVE_COMMAND] !== 'function') {
       this.redis.defineCommand(RESERVE_COMMAND, { numberOfKeys: 1, lua: RESERVE_LUA });
@@ -138,8 +144,28 @@ export class QpsBudget {
     await this.acquireSlot(api, opts);
   }
 
-  /** Same as acquire, but resolves with details of the slot (for metrics). */
-  acquireSlot(api: string, opts: AcquireOptions = {}): Promise<Grant> {
+  /**
+   * Same as acquire, but resolves with details of the slot (for metrics).
+   *
+   * A caller may start late (a busy event loop, a reply stuck in a socket buffer). Late starts are
+   * what could put N+1 calls into one real second, so a caller that wakes more than half the
+   * margin after its slot gives the slot back and queues again instead of starting: every start
+   * is then within margin/2 of its reserved time, and the other half of the margin absorbs the
+   * jitter between the start and the arrival at Alibaba.
+   */
+  async acquireSlot(api: string, opts: AcquireOptions = {}): Promise<Grant> {
+    const startedAt = performance.now();
+    const maxWaitMs = opts.maxWaitMs ?? this.maxWaitMs;
+    for (let attempt = 1; ; attempt++) {
+      const remaining = Math.max(0, maxWaitMs - (performance.now() - startedAt));
+      const { grant, latenessMs } = await this.reserveAndWait(api, { ...opts, maxWaitMs: remaining });
+      if (latenessMs <= this.maxLatenessMs) return { ...grant, attempts: attempt };
+      // Never start late: after a few misses, give up like a caller that found no slot.
+      if (attempt >= MAX_LATE_ATTEMPTS) throw new BudgetExhaustedError(api, this.maxLatenessMs * 2);
+    }
+  }
+
+  private reserveAndWait(api: string, opts: AcquireOptions): Promise<{ grant: Omit<Grant, 'attempts'>; latenessMs: number }> {
     const { signal } = opts;
     if (signal?.aborted) return Promise.reject(signal.reason);
     let limit: number;
@@ -153,7 +179,7 @@ export class QpsBudget {
     const key = this.keyFor(api);
     const member = `${this.memberPrefix}:${(++this.seq).toString(36)}`;
 
-    return new Promise<Grant>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       let settled = false;
       let reserved = false;
       let cancelWait: (() => void) | undefined;
@@ -190,9 +216,11 @@ export class QpsBudget {
           member,
         );
 
+      let sentAt = 0;
       this.whenReady()
         .then(() => {
           if (settled) return undefined; // gave up before anything was sent
+          sentAt = performance.now();
           return send().then((raw) => {
             const receivedAt = performance.now();
             const reply = parseReply(raw);
@@ -208,13 +236,16 @@ export class QpsBudget {
             reserved = true;
             clearTimeout(deadline);
             const delayMs = reply.valueUs / 1000;
-            const grant: Grant = { api, delayMs, slotAtMs: (reply.nowUs + reply.valueUs) / 1000 };
+            const grant = { api, delayMs, slotAtMs: (reply.nowUs + reply.valueUs) / 1000 };
             // Start no earlier than reply receipt + delay, hence never before the
             // reserved time on Redis's clock.
             cancelWait = runAt(receivedAt + delayMs, () => {
               if (settled) return;
               finish();
-              resolve(grant);
+              // Measured from when the command was sent, so it can only overestimate.
+              const latenessMs = performance.now() - (sentAt + delayMs);
+              if (latenessMs > this.maxLatenessMs) this.release(key, member);
+              resolve({ grant, latenessMs });
             });
           });
         })

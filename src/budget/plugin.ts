@@ -2,6 +2,7 @@ import fp from 'fastify-plugin';
 import { HttpError } from '../errors/http-error.js';
 import { QpsBudget, type AcquireOptions } from './budget.js';
 import { BudgetExhaustedError, BudgetUnavailableError } from './errors.js';
+import { FixedWindowLimiter } from './fixed-window.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -26,7 +27,7 @@ export function budgetHttpError(err: unknown): unknown {
 export default fp(
   async (app) => {
     const { config } = app;
-    const budget = new QpsBudget({
+    const options = {
       redis: app.redis,
       keyPrefix: 'kyc:budget',
       account: config.CLOUDAUTH_ACCOUNT,
@@ -35,7 +36,10 @@ export default fp(
         CheckResult: config.CLOUDAUTH_QPS_CHECKRESULT ?? config.CLOUDAUTH_QPS,
       },
       maxWaitMs: config.CLOUDAUTH_BUDGET_WAIT_MS,
-    });
+      marginMs: config.CLOUDAUTH_BUDGET_MARGIN_MS,
+    };
+    const budget =
+      config.CLOUDAUTH_BUDGET_ALGORITHM === 'fixed-window' ? new FixedWindowLimiter(options) : new QpsBudget(options);
     app.decorate('budget', {
       acquire: async (api: string, options?: AcquireOptions) => {
         try {

@@ -1,0 +1,169 @@
+/**
+ * `npm run bench:budget`: does the fleet keep Alibaba's QPS limit, and use it?
+ *
+ * Starts the simulator (enforcing N QPS like Alibaba, recording every arrival) and 4 service
+ * instances sharing one Redis, drives 10× the budget at POST /kyc/start from many users, then
+ * prints, per limiter: the peak number of Initialize arrivals in any sliding 1-s window ÷ N
+ * (goal ≤ 1.00), utilisation = successful calls ÷ (N × seconds) (goal ≥ 0.95), Throttling.Api
+ * answers (goal 0), the queue wait of granted calls (p50/p99) and 429s. Then the same with the
+ * naive fixed-window limiter in its place. Prints numbers; asserts nothing.
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SignJWT } from 'jose';
+import { migrate } from '../src/db/migrate.js';
+import { peakInWindow } from '../src/simulator/peak-window.js';
+import { percentile, startNode, type Child } from './lib/processes.js';
+
+const N = Number(process.env.BENCH_QPS ?? 10);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 12);
+const OVERLOAD = 10;
+const INSTANCES = Number(process.env.BENCH_INSTANCES ?? 4);
+const SIM_PORT = 18090;
+const BASE_PORT = 13000;
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const JWT_SECRET = randomBytes(24).toString('hex');
+const SIM_KEY = { id: 'bench-key-id', secret: 'bench-key-secret' };
+
+interface Row {
+  algorithm: string;
+  offered: number;
+  created: number;
+  rejected429: number;
+  other: number;
+  peakRatio: number;
+  utilisation: number;
+  throttled: number;
+  waitP50: number;
+  waitP99: number;
+}
+
+async function run(algorithm: 'sliding-log' | 'fixed-window', simUrl: string): Promise<Row> {
+  const account = `bench-${algorithm}-${randomBytes(4).toString('hex')}`;
+  const instances: Child[] = [];
+  for (let i = 0; i < INSTANCES; i++) {
+    const port = BASE_PORT + i;
+    instances.push(
+      await startNode('dist/server.js', {
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'info',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATABASE_URL,
+        REDIS_URL,
+        ALIBABA_CLOUD_ACCESS_KEY_ID: SIM_KEY.id,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET: SIM_KEY.secret,
+        CLOUDAUTH_ENDPOINT: simUrl,
+        CLOUDAUTH_ACCOUNT: account,
+        CLOUDAUTH_QPS: String(N),
+        CLOUDAUTH_BUDGET_ALGORITHM: algorithm,
+        CLOUDAUTH_BUDGET_MARGIN_MS: process.env.BENCH_MARGIN_MS ?? '40',
+        PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
+        AUTH_JWT_SECRET: JWT_SECRET,
+        USER_ID_HASH_SECRET: 'bench-user-id-hash-secret-0123456789',
+        RATE_LIMIT_PER_USER: '100000',
+        RATE_LIMIT_PER_IP: '100000',
+      }, `http://127.0.0.1:${port}/healthz`),
+    );
+  }
+  await fetch(`${simUrl}/__sim/calls`, { method: 'DELETE' });
+
+  const total = N * OVERLOAD * SECONDS;
+  const key = new TextEncoder().encode(JWT_SECRET);
+  const tokens = await Promise.all(
+    Array.from({ length: total }, (_, i) => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(`bench-user-${i}`).setExpirationTime('10m').sign(key)),
+  );
+  const metaInfo = JSON.stringify({ zimVer: '3.0.0', deviceType: 'h5', appName: 'bench' });
+  const statuses: number[] = [];
+  const started = Date.now();
+  const inFlight: Array<Promise<void>> = [];
+  for (let i = 0; i < total; i++) {
+    // Open loop: request i leaves at started + i / rate, whatever the answers do.
+    const due = started + (i * 1000) / (N * OVERLOAD);
+    const wait = due - Date.now();
+    if (wait > 0) await sleep(wait);
+    const port = BASE_PORT + (i % INSTANCES);
+    inFlight.push(
+      fetch(`http://127.0.0.1:${port}/kyc/start`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokens[i]}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ metaInfo }),
+      }).then(
+        async (res) => {
+          await res.arrayBuffer();
+          statuses.push(res.status);
+        },
+        () => {
+          statuses.push(0);
+        },
+      ),
+    );
+  }
+  await Promise.all(inFlight);
+  const calls = (await (await fetch(`${simUrl}/__sim/calls`)).json()) as Array<{ action: string; arrivedAt: number; code?: string }>;
+  const waits = instances.flatMap((c) => c.logs.filter((l) => l.msg === 'upstream call').map((l) => Number(l.budgetWaitMs)));
+  if (process.env.BENCH_DEBUG) {
+    const ups = instances.flatMap((c) => c.logs.filter((l) => l.msg === 'upstream call').map((l) => Number(l.upstreamMs)));
+    console.error('upstreamMs p50/p99/max', percentile(ups, 50), percentile(ups, 99), Math.max(...ups));
+    const fails = instances.flatMap((c) => c.logs.filter((l) => l.msg === 'upstream call failed'));
+    console.error('failed calls', fails.length, JSON.stringify(fails.slice(0, 3)));
+  }
+  for (const c of instances) await c.stop();
+
+  const initialize = calls.filter((c) => c.action === 'Initialize');
+  if (process.env.BENCH_DEBUG) {
+    const t = initialize.map((c) => c.arrivedAt).sort((a, b) => a - b);
+    const gaps = t.slice(N).map((v, i) => v - t[i]!);
+    console.error('min gap between call i and i-N (ms):', Math.min(...gaps).toFixed(1), 'gaps < 1000:', gaps.filter((g) => g < 1000).map((g) => g.toFixed(0)).join(','));
+  }
+  const ok = initialize.filter((c) => c.code === 'Success');
+  const first = Math.min(...initialize.map((c) => c.arrivedAt));
+  const last = Math.max(...initialize.map((c) => c.arrivedAt));
+  const spanSeconds = Math.max(1, (last - first) / 1000);
+  return {
+    algorithm,
+    offered: total,
+    created: statuses.filter((s) => s === 201).length,
+    rejected429: statuses.filter((s) => s === 429).length,
+    other: statuses.filter((s) => s !== 201 && s !== 429).length,
+    peakRatio: peakInWindow(initialize.map((c) => c.arrivedAt), 1000) / N,
+    utilisation: ok.length / (N * spanSeconds),
+    throttled: initialize.filter((c) => c.code?.startsWith('Throttling')).length,
+    waitP50: percentile(waits, 50),
+    waitP99: percentile(waits, 99),
+  };
+}
+
+async function main() {
+  await migrate({ databaseUrl: DATABASE_URL, log: () => {} });
+  const simUrl = `http://127.0.0.1:${SIM_PORT}`;
+  const sim = await startNode('dist/simulator/main.js', {
+    SIMULATOR_PORT: String(SIM_PORT),
+    SIMULATOR_HOST: '127.0.0.1',
+    SIMULATOR_ACCESS_KEY_ID: SIM_KEY.id,
+    SIMULATOR_ACCESS_KEY_SECRET: SIM_KEY.secret,
+    SIMULATOR_QPS: String(N),
+    SIMULATOR_LATENCY_MS: '50',
+    LOG_LEVEL: 'warn',
+  }, `${simUrl}/__sim/health`);
+  const rows: Row[] = [];
+  try {
+    for (const algorithm of ['sliding-log', 'fixed-window'] as const) {
+      console.error(`running ${algorithm}: ${N * OVERLOAD} req/s for ${SECONDS} s over ${INSTANCES} instances…`);
+      rows.push(await run(algorithm, simUrl));
+    }
+  } finally {
+    await sim.stop();
+  }
+
+  const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+  console.log(`\nQPS budget N=${N}, ${INSTANCES} instances, ${N * OVERLOAD} req/s offered for ${SECONDS} s, upstream latency 50 ms`);
+  console.log('| limiter | peak in any 1 s ÷ N (≤ 1.00) | utilisation (≥ 0.95) | Throttling.Api (0) | wait p50 ms | wait p99 ms | 201 | 429 | other |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of rows) {
+    console.log(`| ${r.algorithm} | ${fmt(r.peakRatio)} | ${fmt(r.utilisation)} | ${r.throttled} | ${fmt(r.waitP50, 0)} | ${fmt(r.waitP99, 0)} | ${r.created} | ${r.rejected429} | ${r.other} |`);
+  }
+}
+
+await main();

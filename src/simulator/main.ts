@@ -1,4 +1,12 @@
-/** `npm run simulator`: runs the simulator as a process, configured from the environment. */
+/**
+ * `npm run simulator`: runs the simulator as a process, configured from the environment and from
+ * `.env` when present (real environment variables win, as for the service).
+ *
+ * The demo page (/demo) is on when it has an HS256 secret: SIMULATOR_DEMO_JWT_SECRET, or else the
+ * service's AUTH_JWT_SECRET (the same `.env` serves both processes under `npm run dev`; not when
+ * NODE_ENV=production).
+ */
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { buildSimulator } from './server.js';
 
@@ -11,10 +19,18 @@ const Env = z.object({
   SIMULATOR_LATENCY_MS: z.coerce.number().int().min(0).default(0),
   SIMULATOR_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   SIMULATOR_REQUIRE_HTTPS_CALLBACK: z.enum(['true', 'false']).default('false'),
+  SIMULATOR_DEMO_JWT_SECRET: z.string().min(1).optional(),
+  SIMULATOR_DEMO_SERVICE_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:3000'),
+  // The service's own settings, shared through .env: the demo signs caller JWTs the service accepts.
+  AUTH_JWT_SECRET: z.string().min(1).optional(),
+  AUTH_JWT_ISSUER: z.string().min(1).optional(),
+  AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
+  NODE_ENV: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
-function readEnv(): z.infer<typeof Env> {
+function readEnv(envFile = '.env'): z.infer<typeof Env> {
+  if (existsSync(envFile)) process.loadEnvFile(envFile);
   // An empty variable (common in compose files) counts as unset.
   const present = Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = Env.safeParse(present);
@@ -27,6 +43,8 @@ function readEnv(): z.infer<typeof Env> {
 
 async function main(): Promise<void> {
   const env = readEnv();
+  // Never borrow a production service's secret: there, only an explicit demo secret turns the demo on.
+  const demoSecret = env.SIMULATOR_DEMO_JWT_SECRET ?? (env.NODE_ENV === 'production' ? undefined : env.AUTH_JWT_SECRET);
   const simulator = await buildSimulator({
     accessKeys: { [env.SIMULATOR_ACCESS_KEY_ID]: env.SIMULATOR_ACCESS_KEY_SECRET },
     qps: env.SIMULATOR_QPS,
@@ -35,6 +53,16 @@ async function main(): Promise<void> {
     requireHttpsCallback: env.SIMULATOR_REQUIRE_HTTPS_CALLBACK === 'true',
     logger: true,
     logLevel: env.LOG_LEVEL,
+    ...(demoSecret
+      ? {
+          demo: {
+            jwtSecret: demoSecret,
+            serviceUrl: env.SIMULATOR_DEMO_SERVICE_URL,
+            issuer: env.AUTH_JWT_ISSUER,
+            audience: env.AUTH_JWT_AUDIENCE,
+          },
+        }
+      : {}),
   });
   const log = simulator.app.log;
 
@@ -67,6 +95,18 @@ async function main(): Promise<void> {
     },
     'cloudauth-intl simulator ready',
   );
+  if (demoSecret) {
+    log.info(
+      {
+        demoUrl: `${simulator.publicUrl}/demo`,
+        serviceUrl: env.SIMULATOR_DEMO_SERVICE_URL,
+        jwtSecretFrom: env.SIMULATOR_DEMO_JWT_SECRET ? 'SIMULATOR_DEMO_JWT_SECRET' : 'AUTH_JWT_SECRET',
+      },
+      'demo page ready (local use only: it mints caller JWTs for any user name)',
+    );
+  } else {
+    log.info('demo page off: set SIMULATOR_DEMO_JWT_SECRET (or AUTH_JWT_SECRET) to serve /demo');
+  }
 }
 
 main().catch((err: unknown) => {

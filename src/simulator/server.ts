@@ -6,6 +6,7 @@ import { MAX_CLOCK_SKEW_MS, NonceCache } from './authenticate.js';
 import { DEFAULT_CALLBACK_TIMEOUT_MS } from './callback.js';
 import { CallLog } from './call-log.js';
 import { controlRoutes } from './control-routes.js';
+import { demoRoutes, type DemoOptions } from './demo.js';
 import { FaultQueue } from './faults.js';
 import { pageRoutes } from './page-routes.js';
 import { SlidingWindowLimiter } from './rate-limiter.js';
@@ -34,6 +35,8 @@ export interface SimulatorOptions {
   /** JSON logs through pino; query strings are never logged. Default false. */
   logger?: boolean;
   logLevel?: string;
+  /** Serves the demo page at /demo and mints caller JWTs at /demo/token; off (404) when absent. */
+  demo?: DemoOptions;
 }
 
 export interface Simulator {
@@ -92,6 +95,7 @@ export async function buildSimulator(options: SimulatorOptions): Promise<Simulat
   });
   await app.register(pageRoutes, { store, callbackTimeoutMs });
   await app.register(controlRoutes, { store, callbackTimeoutMs, calls, faults, reset });
+  if (options.demo) await app.register(demoRoutes, options.demo);
 
   return {
     app,

@@ -22,6 +22,9 @@ import { loggerOptions } from './logging/options.js';
 import limitsPlugin from './ratelimit/plugin.js';
 import redisPlugin from './redis/plugin.js';
 import healthRoutes from './routes/health.js';
+import internalRoutes from './routes/internal/index.js';
+import jobsPlugin from './jobs/plugin.js';
+import resultsPlugin from './results/plugin.js';
 import kycRoutes from './routes/kyc/index.js';
 import sessionsPlugin from './sessions/plugin.js';
 
@@ -63,10 +66,13 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config }
   await app.register(budgetPlugin);
   await app.register(cloudauthPlugin);
   await app.register(sessionsPlugin);
+  await app.register(jobsPlugin);
+  await app.register(resultsPlugin);
 
   // Routes
   await app.register(healthRoutes);
   await app.register(kycRoutes, { prefix: '/kyc' });
+  if (config.INTERNAL_API_KEY) await app.register(internalRoutes, { prefix: '/internal' });
 };
 
 /** A ready-to-listen Fastify instance for a validated config (logs to stdout unless given a stream). */

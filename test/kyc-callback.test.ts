@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { clientFor } from './helpers/client.js';
 import { signToken } from './helpers/jwt.js';
-import { META_INFO, randomId, startStack, type Stack } from './helpers/stack.js';
+import { META_INFO, randomId, startStack, waitFor, type Stack } from './helpers/stack.js';
 
 let stack: Stack;
 let api: ReturnType<typeof clientFor>;
@@ -25,6 +25,12 @@ async function started() {
 }
 
 const row = (merchantBizId: string) => stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
+/** Waits for CheckResult (a background job) to decide the session. */
+const decided = (merchantBizId: string) =>
+  waitFor(`a verdict for ${merchantBizId}`, async () => {
+    const r = await row(merchantBizId);
+    return r.status === 'passed' || r.status === 'failed' ? r : undefined;
+  });
 
 describe('GET /kyc/callback', () => {
   test('the simulator completing a verification records the outcome, visible on the status route', async () => {
@@ -32,6 +38,7 @@ describe('GET /kyc/callback', () => {
     assert.equal((await api.session(s.token, s.merchantBizId)).body.status, 'pending');
     const done = await api.sim.complete(s.transactionId, 'Y', '200');
     assert.equal(done.body.delivery.status, 200, 'the service accepted Alibaba\'s callback');
+    await decided(s.merchantBizId);
     const status = await api.session(s.token, s.merchantBizId);
     assert.equal(status.status, 200);
     assert.equal(status.body.status, 'passed');
@@ -45,6 +52,7 @@ describe('GET /kyc/callback', () => {
   test('a failed verification reads failed', async () => {
     const s = await started();
     await api.sim.complete(s.transactionId, 'N', '205');
+    await decided(s.merchantBizId);
     const status = await api.session(s.token, s.merchantBizId);
     assert.equal(status.body.status, 'failed');
     assert.equal(status.body.subCode, '205');
@@ -54,7 +62,7 @@ describe('GET /kyc/callback', () => {
     const s = await started();
     const res = await api.callback({ transactionId: s.transactionId, passed: 'Y', subcode: '200', callbackToken: s.callbackToken });
     assert.equal(res.status, 200);
-    assert.equal((await row(s.merchantBizId)).subCode, '200');
+    assert.equal((await row(s.merchantBizId)).callbackSubCode, '200');
   });
 
   test('a wrong token → 403 CALLBACK_REJECTED and nothing changes', async () => {
@@ -67,7 +75,7 @@ describe('GET /kyc/callback', () => {
     }
     const r = await row(s.merchantBizId);
     assert.equal(r.status, 'pending');
-    assert.equal(r.passed, null);
+    assert.equal(r.callbackPassed, null);
   });
 
   test('a missing token → 400 and nothing changes', async () => {
@@ -75,7 +83,7 @@ describe('GET /kyc/callback', () => {
     const res = await api.callback({ transactionId: s.transactionId, passed: 'Y', subCode: '200' });
     assert.equal(res.status, 400);
     assert.equal(res.body.code, 'VALIDATION_ERROR');
-    assert.equal((await row(s.merchantBizId)).passed, null);
+    assert.equal((await row(s.merchantBizId)).callbackPassed, null);
   });
 
   test('an unknown transaction → the same 403 as a wrong token', async () => {
@@ -90,7 +98,7 @@ describe('GET /kyc/callback', () => {
     const b = await started();
     const res = await api.callback({ transactionId: b.transactionId, passed: 'Y', callbackToken: a.callbackToken, merchantBizId: b.merchantBizId });
     assert.equal(res.status, 403);
-    assert.equal((await row(b.merchantBizId)).passed, null);
+    assert.equal((await row(b.merchantBizId)).callbackPassed, null);
   });
 
   test('bad passed values and duplicated keys → 400', async () => {
@@ -99,13 +107,13 @@ describe('GET /kyc/callback', () => {
     assert.equal(bad.status, 400);
     const dup = await fetch(`${stack.appUrl}/kyc/callback?transactionId=${s.transactionId}&passed=Y&passed=N&callbackToken=${s.callbackToken}`);
     assert.equal(dup.status, 400);
-    assert.equal((await row(s.merchantBizId)).passed, null);
+    assert.equal((await row(s.merchantBizId)).callbackPassed, null);
   });
 
   test('an exact redelivery → 200 duplicate, nothing changes', async () => {
     const s = await started();
     await api.sim.complete(s.transactionId, 'Y', '200');
-    const before = await row(s.merchantBizId);
+    const before = await decided(s.merchantBizId);
     const again = await api.sim.redeliver(s.transactionId);
     assert.equal(again.body.delivery.status, 200);
     const direct = await api.callback({ transactionId: s.transactionId, passed: 'Y', subCode: '200', callbackToken: s.callbackToken });
@@ -117,6 +125,7 @@ describe('GET /kyc/callback', () => {
   test('a later callback with another outcome → 409, logged as tampering, outcome unchanged', async () => {
     const s = await started();
     await api.sim.complete(s.transactionId, 'N', '205');
+    await decided(s.merchantBizId);
     for (const [passed, subCode] of [['Y', '200'], ['N', '200'], ['Y', '205']] as const) {
       const res = await api.callback({ transactionId: s.transactionId, passed, subCode, callbackToken: s.callbackToken });
       assert.equal(res.status, 409);
@@ -126,6 +135,7 @@ describe('GET /kyc/callback', () => {
     assert.equal(r.status, 'failed');
     assert.equal(r.passed, 'N');
     assert.equal(r.subCode, '205');
+    assert.equal(r.callbackPassed, 'N');
     assert.ok(stack.logs.lines.some((l) => l.includes('"callback_tamper"') && l.includes(s.merchantBizId)));
   });
 
@@ -141,7 +151,8 @@ describe('GET /kyc/callback', () => {
       if (res.status === 409) continue;
       assert.equal(res.status, 200);
     }
-    assert.ok(r.passed === 'Y' || r.passed === 'N');
+    assert.ok(r.callbackPassed === 'Y' || r.callbackPassed === 'N');
+    assert.equal(r.status, 'verifying', 'the callback alone decides nothing');
     assert.equal(results.filter((x) => x.status === 409).length, 3, 'the three that contradict the winner are refused');
   });
 
@@ -150,7 +161,7 @@ describe('GET /kyc/callback', () => {
     await stack.app.prisma.kycSession.update({ where: { merchantBizId: s.merchantBizId }, data: { transactionId: null } });
     const done = await api.sim.complete(s.transactionId, 'Y', '200');
     assert.equal(done.body.delivery.status, 200);
-    const r = await row(s.merchantBizId);
+    const r = await decided(s.merchantBizId);
     assert.equal(r.transactionId, s.transactionId);
     assert.equal(r.status, 'passed');
   });
@@ -188,6 +199,7 @@ describe('GET /kyc/sessions/:merchantBizId', () => {
     const s = await started();
     const t = await started();
     await api.sim.complete(t.transactionId, 'Y', '200');
+    await decided(t.merchantBizId);
     const past = new Date(Date.now() - 1000);
     await stack.app.prisma.kycSession.updateMany({ where: { merchantBizId: { in: [s.merchantBizId, t.merchantBizId] } }, data: { expiresAt: past } });
     assert.equal((await api.session(s.token, s.merchantBizId)).body.status, 'expired');

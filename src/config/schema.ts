@@ -96,6 +96,25 @@ export const envSchema = z.object({
     KYC_APP_QUALITY_CHECK: z.enum(['Y', 'N']).optional().describe('Strict face quality detection (Alibaba default Y).'),
     KYC_DOC_VIDEO: z.enum(['Y', 'N']).default('N').describe('Record a short face video.'),
     KYC_RETURN_URL_ORIGINS: csv(origin).describe('Origins a returnUrl may point at (empty: returnUrl refused).'),
+
+    KYC_CHECKRESULT_RETURN_IMAGE: z.enum(['Y', 'N']).default('N').describe('Ask CheckResult for images (IsReturnImage).'),
+    KYC_STORE_RESULT_DETAILS: bool('false').describe("Store CheckResult's Ext* personal data, encrypted (needs KYC_DETAILS_KEYS)."),
+    KYC_DETAILS_KEYS: csv(z.string().regex(/^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=_-]{43,44}$/, 'each key must be id:base64 of 32 bytes'))
+      .describe('Comma-separated id:base64key (32-byte AES-256 keys); old ids stay readable after rotation.'),
+    KYC_DETAILS_KEY_ID: z.string().min(1).optional().describe('Id of the key new details are encrypted with (default: the first key).'),
+    KYC_RESULT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30).describe('Stored details are purged after this many days.'),
+
+    INTERNAL_API_KEY: secret('INTERNAL_API_KEY').optional().describe('API key of /internal/* (back office); unset: those routes are off.'),
+    MERCHANT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional().describe('Where final session events are POSTed (signed); unset: no events.'),
+    MERCHANT_WEBHOOK_SECRET: secret('MERCHANT_WEBHOOK_SECRET').optional().describe('HMAC-SHA256 key of the x-kyc-signature header.'),
+
+    JOBS_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('pgboss').describe('PostgreSQL schema of the job queue (pg-boss).'),
+    JOBS_WORKERS: bool('true').describe('Run job workers in this process (CheckResult, reconciliation, webhooks).'),
+    JOBS_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(10).describe('CheckResult and webhook jobs run at once per process.'),
+    JOBS_POLL_INTERVAL_S: z.coerce.number().min(0.5).max(60).default(2).describe('How often idle workers look for jobs (s).'),
+    CHECK_RESULT_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(10).describe('CheckResult attempts per session before it is `error`.'),
+    CHECK_RESULT_RETRY_DELAY_S: z.coerce.number().int().min(1).max(3600).default(5).describe('First retry delay of CheckResult and webhooks (s), doubling.'),
+    RECONCILE_CRON: z.string().default('* * * * *').describe('When to look for expired sessions without a callback (cron).'),
 });
 
 export const configSchema = envSchema
@@ -108,6 +127,19 @@ export const configSchema = envSchema
     }
     if (c.NODE_ENV === 'production' && c.CLOUDAUTH_BUDGET_ALGORITHM !== 'sliding-log') {
       ctx.addIssue({ code: 'custom', path: ['CLOUDAUTH_BUDGET_ALGORITHM'], message: 'only sliding-log keeps the QPS limit' });
+    }
+    const keyIds = c.KYC_DETAILS_KEYS.map((k) => k.split(':')[0]);
+    if (c.KYC_STORE_RESULT_DETAILS && keyIds.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['KYC_DETAILS_KEYS'], message: 'is required when KYC_STORE_RESULT_DETAILS is on' });
+    }
+    if (c.KYC_DETAILS_KEY_ID && !keyIds.includes(c.KYC_DETAILS_KEY_ID)) {
+      ctx.addIssue({ code: 'custom', path: ['KYC_DETAILS_KEY_ID'], message: 'must name one of KYC_DETAILS_KEYS' });
+    }
+    if (c.KYC_DETAILS_KEYS.some((k) => Buffer.from(k.split(':')[1] ?? '', 'base64').length !== 32)) {
+      ctx.addIssue({ code: 'custom', path: ['KYC_DETAILS_KEYS'], message: 'each key must be 32 bytes (base64)' });
+    }
+    if (c.MERCHANT_WEBHOOK_URL && !c.MERCHANT_WEBHOOK_SECRET) {
+      ctx.addIssue({ code: 'custom', path: ['MERCHANT_WEBHOOK_SECRET'], message: 'is required with MERCHANT_WEBHOOK_URL' });
     }
     if (c.KYC_DOC_TYPES.length > 0 && !c.KYC_DOC_TYPES.includes(c.KYC_DEFAULT_DOC_TYPE)) {
       ctx.addIssue({ code: 'custom', path: ['KYC_DEFAULT_DOC_TYPE'], message: 'must be one of KYC_DOC_TYPES' });

@@ -22,12 +22,18 @@ const rejected = () =>
 
 /**
  * GET /kyc/callback: Alibaba reports a finished verification. The per-transaction token proves the
- * call is Alibaba's for this transaction; the first valid outcome is recorded and never changed.
+ * call is Alibaba's for this transaction. The first valid callback is recorded and never changed,
+ * but its `passed` is only a hint delivered over an unauthenticated GET: the session moves to
+ * `verifying` and CheckResult decides.
  */
-export async function acceptCallback(
-  deps: { sessions: SessionRepository; log: FastifyBaseLogger },
-  input: CallbackInput,
-): Promise<CallbackResult> {
+export interface CallbackDeps {
+  sessions: SessionRepository;
+  log: FastifyBaseLogger;
+  /** Queues the CheckResult that decides the outcome (durably: it survives a restart). */
+  requestCheck: (merchantBizId: string) => Promise<void>;
+}
+
+export async function acceptCallback(deps: CallbackDeps, input: CallbackInput): Promise<CallbackResult> {
   const { sessions, log } = deps;
   const session = await findSession(sessions, input);
   const tokenOk = callbackTokenMatches(input.callbackToken, session?.callbackTokenHash ?? NO_SESSION_HASH);
@@ -37,26 +43,27 @@ export async function acceptCallback(
   }
 
   const subCode = input.subCode ?? null;
-  if (session.passed === null) {
-    const recorded = await sessions.recordOutcome(session.merchantBizId, {
+  if (session.callbackPassed === null) {
+    const recorded = await sessions.recordCallback(session.merchantBizId, {
       transactionId: input.transactionId,
       passed: input.passed,
       subCode,
     });
     if (recorded) {
-      log.info({ merchantBizId: session.merchantBizId, passed: input.passed, subCode }, 'verification outcome recorded');
+      log.info({ merchantBizId: session.merchantBizId, callbackPassed: input.passed, subCode }, 'callback accepted; verifying with CheckResult');
+      await deps.requestCheck(session.merchantBizId);
       return 'recorded';
     }
   }
 
   const current = (await sessions.findByMerchantBizId(session.merchantBizId)) ?? session;
-  if (current.passed === input.passed && current.subCode === subCode && current.transactionId === input.transactionId) {
+  if (current.callbackPassed === input.passed && current.callbackSubCode === subCode && current.transactionId === input.transactionId) {
     return 'duplicate';
   }
   log.warn(
     {
       merchantBizId: session.merchantBizId,
-      recorded: { passed: current.passed, subCode: current.subCode },
+      recorded: { passed: current.callbackPassed, subCode: current.callbackSubCode },
       presented: { passed: input.passed, subCode },
       event: 'callback_tamper',
     },

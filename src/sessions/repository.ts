@@ -1,4 +1,5 @@
 import type { KycSession, PrismaClient } from '../generated/prisma/client.js';
+import type { SealedDetails } from '../results/details-cipher.js';
 
 export type Session = KycSession;
 
@@ -50,23 +51,89 @@ export class SessionRepository {
   }
 
   /**
-   * Records a verification outcome once: only a session without one is updated. Returns false
-   * when another outcome was recorded first (the caller re-reads and compares).
+   * Records the first valid callback: its outcome is kept as a hint and the session moves to
+   * `verifying` until CheckResult decides (a session CheckResult already decided keeps its status).
+   * Returns false when a callback was recorded first (the caller re-reads and compares).
    */
-  async recordOutcome(
+  async recordCallback(
     merchantBizId: string,
-    o: { transactionId: string; passed: 'Y' | 'N'; subCode: string | null },
+    c: { transactionId: string; passed: 'Y' | 'N'; subCode: string | null },
   ): Promise<boolean> {
+    const count = await this.prisma.$executeRaw`
+      UPDATE kyc_session
+         SET callback_passed = ${c.passed}, callback_sub_code = ${c.subCode}, callback_at = now(),
+             transaction_id = ${c.transactionId}, updated_at = now(),
+             status = CASE WHEN status IN ('passed', 'failed') THEN status ELSE 'verifying'::"SessionStatus" END
+       WHERE merchant_biz_id = ${merchantBizId}
+         AND callback_passed IS NULL
+         AND (transaction_id = ${c.transactionId} OR transaction_id IS NULL)`;
+    return count === 1;
+  }
+
+  /**
+   * Records CheckResult's verdict once, on a session still waiting for one. Returns false when
+   * the session had already been decided.
+   */
+  async recordResult(
+    merchantBizId: string,
+    r: { passed: 'Y' | 'N'; subCode: string | null; details: SealedDetails | null },
+  ): Promise<boolean> {
+    const now = new Date();
     const { count } = await this.prisma.kycSession.updateMany({
-      where: { merchantBizId, passed: null, OR: [{ transactionId: o.transactionId }, { transactionId: null }] },
+      where: { merchantBizId, status: { in: ['verifying', 'pending', 'expired'] }, passed: null },
       data: {
-        transactionId: o.transactionId,
-        passed: o.passed,
-        subCode: o.subCode,
-        status: o.passed === 'Y' ? 'passed' : 'failed',
-        completedAt: new Date(),
+        status: r.passed === 'Y' ? 'passed' : 'failed',
+        passed: r.passed,
+        subCode: r.subCode,
+        checkedAt: now,
+        completedAt: now,
+        ...(r.details
+          ? { detailsCiphertext: new Uint8Array(r.details.ciphertext), detailsKeyId: r.details.keyId, detailsStoredAt: now }
+          : {}),
       },
     });
     return count === 1;
+  }
+
+  /** A session that ended without a result: `expired` (no outcome) or `error` (with a reason). */
+  async markUnresolved(merchantBizId: string, status: 'expired' | 'error', errorCode: string | null): Promise<boolean> {
+    const { count } = await this.prisma.kycSession.updateMany({
+      where: { merchantBizId, status: { in: ['verifying', 'pending'] }, passed: null },
+      data: { status, errorCode, checkedAt: new Date() },
+    });
+    return count === 1;
+  }
+
+  /** Pending sessions past their expiry whose Initialize never answered: nothing to ask Alibaba. */
+  async expireUnstarted(now = new Date()): Promise<number> {
+    const { count } = await this.prisma.kycSession.updateMany({
+      where: { status: 'pending', expiresAt: { lt: now }, transactionId: null },
+      data: { status: 'expired' },
+    });
+    return count;
+  }
+
+  /** Sessions that need a CheckResult without having asked for one: expired without callback, or stuck verifying. */
+  async findToReconcile(now: Date, stuckBefore: Date, limit: number): Promise<Array<{ merchantBizId: string }>> {
+    return this.prisma.kycSession.findMany({
+      where: {
+        OR: [
+          { status: 'pending', expiresAt: { lt: now }, transactionId: { not: null } },
+          { status: 'verifying', updatedAt: { lt: stuckBefore } },
+        ],
+      },
+      select: { merchantBizId: true },
+      orderBy: { expiresAt: 'asc' },
+      take: limit,
+    });
+  }
+
+  /** Forgets stored personal data older than the retention period. */
+  async purgeDetails(storedBefore: Date): Promise<number> {
+    const { count } = await this.prisma.kycSession.updateMany({
+      where: { detailsStoredAt: { lt: storedBefore }, detailsCiphertext: { not: null } },
+      data: { detailsCiphertext: null, detailsKeyId: null, detailsPurgedAt: new Date() },
+    });
+    return count;
   }
 }

@@ -125,6 +125,7 @@ function existingSession(session: Session | null, merchantBizId: string, userRef
       throw new HttpError(409, 'SESSION_EXPIRED', 'This verification expired; start a new one with a new merchantBizId');
     case 'error':
       throw new HttpError(409, 'SESSION_FAILED', 'This verification could not be started; use a new merchantBizId');
+    case 'verifying':
     case 'passed':
     case 'failed':
       throw new HttpError(409, 'SESSION_COMPLETED', 'This verification is already complete');

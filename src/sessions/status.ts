@@ -1,6 +1,9 @@
 import type { KycSession } from '../generated/prisma/client.js';
 
-export const PUBLIC_STATUSES = ['pending', 'passed', 'failed', 'expired', 'error'] as const;
+export const PUBLIC_STATUSES = ['pending', 'verifying', 'passed', 'failed', 'expired', 'error'] as const;
+
+/** States no later event changes. */
+export const FINAL_STATUSES = ['passed', 'failed', 'expired', 'error'] as const;
 export type PublicStatus = (typeof PUBLIC_STATUSES)[number];
 
 /** Alibaba's TransactionId and TransactionUrl expire 30 minutes after issue. */

@@ -1,6 +1,7 @@
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
+import pg from 'pg';
 import { buildApp } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
@@ -49,6 +50,13 @@ export function testConfig(overrides: Record<string, string | undefined> = {}): 
     USER_ID_HASH_SECRET: 'test-user-id-hash-secret-0123456789',
     KYC_DOC_TYPES: '01000000,00000006,00000008',
     KYC_RETURN_URL_ORIGINS: 'https://shop.example',
+    RATE_LIMIT_PER_IP: '100000',
+    RATE_LIMIT_PER_USER: '100000',
+    RATE_LIMIT_CALLBACK_PER_IP: '100000',
+    // A job queue of its own per app (dropped on close), polled often, retried quickly.
+    JOBS_SCHEMA: `jobs_${randomId()}`.toLowerCase(),
+    JOBS_POLL_INTERVAL_S: '0.5',
+    CHECK_RESULT_RETRY_DELAY_S: '1',
     ...overrides,
   });
 }
@@ -118,8 +126,31 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     async close() {
       await app.close();
       await sim.close();
+      await dropJobsSchema(config);
     },
   };
+}
+
+/** Removes a test app's job-queue schema. */
+export async function dropJobsSchema(config: Config): Promise<void> {
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${config.JOBS_SCHEMA}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Polls until `check` returns a value other than undefined (or fails after `timeoutMs`). */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** A MetaInfo as the Alibaba web SDK's getMetaInfo() returns it. */

@@ -25,7 +25,7 @@ const callbackRoute: FastifyPluginAsyncZod = async (app) => {
     async (request) => {
       const q = request.query;
       const result = await acceptCallback(
-        { sessions: app.sessions, log: request.log },
+        { sessions: app.sessions, log: request.log, requestCheck: app.results.requestCheck },
         {
           transactionId: q.transactionId,
           passed: q.passed,

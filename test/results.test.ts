@@ -1,0 +1,297 @@
+import assert from 'node:assert/strict';
+import { createHmac, randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage } from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { buildApp } from '../src/app.js';
+import { EVENT_ID_HEADER, SIGNATURE_HEADER, verifyWebhook } from '../src/results/notify.js';
+import { clientFor } from './helpers/client.js';
+import { signToken } from './helpers/jwt.js';
+import { dropJobsSchema, freePort, LogCapture, META_INFO, randomId, startStack, waitFor, type Stack } from './helpers/stack.js';
+
+const KEY_1 = `k1:${randomBytes(32).toString('base64')}`;
+const KEY_2 = `k2:${randomBytes(32).toString('base64')}`;
+const INTERNAL_API_KEY = 'internal-api-key-0123456789-abcdefghij';
+const WEBHOOK_SECRET = 'webhook-secret-0123456789-abcdefghijkl';
+
+/** The merchant's webhook receiver: records deliveries; fails the first one for the sessions in `failOnce`. */
+const deliveries: Array<{ headers: IncomingMessage['headers']; body: string; answered: number }> = [];
+const failOnce = new Set<string>();
+const receiver = createServer((req, res) => {
+  let body = '';
+  req.on('data', (c: Buffer) => (body += c.toString()));
+  req.on('end', () => {
+    const id = [...failOnce].find((mbid) => body.includes(mbid));
+    if (id) failOnce.delete(id);
+    const answered = id ? 500 : 200;
+    deliveries.push({ headers: req.headers, body, answered });
+    res.statusCode = answered;
+    res.end();
+  });
+});
+
+let stack: Stack;
+let api: ReturnType<typeof clientFor>;
+before(async () => {
+  const port = await freePort();
+  await new Promise<void>((r) => receiver.listen(port, '127.0.0.1', r));
+  stack = await startStack({
+    env: {
+      KYC_STORE_RESULT_DETAILS: 'true',
+      KYC_DETAILS_KEYS: KEY_1,
+      INTERNAL_API_KEY,
+      MERCHANT_WEBHOOK_URL: `http://127.0.0.1:${port}/kyc-events`,
+      MERCHANT_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    },
+  });
+  api = clientFor(stack);
+});
+after(async () => {
+  await stack.close();
+  receiver.close();
+});
+
+async function started() {
+  const token = await signToken(randomId('user-'));
+  const res = await api.start(token, { metaInfo: META_INFO });
+  assert.equal(res.status, 201);
+  return { token, merchantBizId: String(res.body.merchantBizId), transactionId: String(res.body.transactionId) };
+}
+const row = (merchantBizId: string) => stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
+const statusOf = async (merchantBizId: string) => (await row(merchantBizId)).status;
+const until = (merchantBizId: string, status: string, timeoutMs = 10_000) =>
+  waitFor(`${merchantBizId} to be ${status}`, async () => ((await statusOf(merchantBizId)) === status ? true : undefined), timeoutMs);
+const overrideResult = (transactionId: string, result: Record<string, unknown>) =>
+  fetch(`${stack.simUrl}/__sim/transactions/${transactionId}/result`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(result),
+  });
+const checkResultCodes = async () => (await api.sim.calls()).body.filter((c) => c.action === 'CheckResult').map((c) => c.code);
+const internal = (merchantBizId: string, key = INTERNAL_API_KEY) =>
+  fetch(`${stack.appUrl}/internal/kyc/sessions/${merchantBizId}`, { headers: { 'x-api-key': key } });
+
+describe('CheckResult decides the outcome', () => {
+  test('callback → verifying while CheckResult runs → passed', async () => {
+    const s = await started();
+    await api.sim.fault({ action: 'CheckResult', status: 200, code: 'Success', delayMs: 1500 });
+    await api.sim.complete(s.transactionId, 'Y', '200');
+    assert.equal((await api.session(s.token, s.merchantBizId)).body.status, 'verifying');
+    await until(s.merchantBizId, 'passed');
+    const view = await api.session(s.token, s.merchantBizId);
+    assert.equal(view.body.status, 'passed');
+    assert.equal(view.body.passed, 'Y');
+    assert.equal(view.body.subCode, '200');
+  });
+
+  test('CheckResult says N although the callback said Y → failed', async () => {
+    const s = await started();
+    await overrideResult(s.transactionId, { Passed: 'N', SubCode: '201' });
+    await api.sim.complete(s.transactionId, 'Y', '200');
+    await until(s.merchantBizId, 'failed');
+    const r = await row(s.merchantBizId);
+    assert.equal(r.passed, 'N');
+    assert.equal(r.subCode, '201');
+    assert.equal(r.callbackPassed, 'Y');
+    assert.ok(stack.logs.lines.some((l) => l.includes('CheckResult contradicts the callback') && l.includes(s.merchantBizId)));
+  });
+
+  test('P (still running) is asked again later', async () => {
+    const s = await started();
+    await overrideResult(s.transactionId, { Passed: 'P' });
+    await api.sim.complete(s.transactionId, 'Y', '200');
+    await waitFor('a first CheckResult', async () => ((await row(s.merchantBizId)).status === 'verifying' && (await checkResultCodes()).length > 0 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await statusOf(s.merchantBizId), 'verifying');
+    await overrideResult(s.transactionId, { Passed: 'Y', SubCode: '200' });
+    await until(s.merchantBizId, 'passed', 15_000);
+  });
+
+  test('throttling and 5xx from CheckResult are retried', async () => {
+    const s = await started();
+    const before = (await checkResultCodes()).length;
+    await api.sim.fault({ action: 'CheckResult', status: 500, code: 'InternalError' });
+    await api.sim.fault({ action: 'CheckResult', status: 403, code: 'Throttling.Api', retryAfterMs: 100, count: 6 });
+    await api.sim.complete(s.transactionId, 'Y', '200');
+    await until(s.merchantBizId, 'passed', 20_000);
+    const codes = (await checkResultCodes()).slice(before);
+    assert.equal(codes[0], 'InternalError');
+    assert.ok(codes.includes('Throttling.Api'));
+    assert.equal(codes.at(-1), 'Success');
+  });
+
+  test('a refused CheckResult (InvalidParameter) → error at once, with a reason', async () => {
+    const s = await started();
+    await api.sim.fault({ action: 'CheckResult', status: 400, code: 'InvalidParameter', message: 'TransactionId is invalid' });
+    await api.sim.complete(s.transactionId, 'Y', '200');
+    await until(s.merchantBizId, 'error');
+    assert.equal((await row(s.merchantBizId)).errorCode, 'CHECK_RESULT_REJECTED');
+  });
+});
+
+describe('reconciliation', () => {
+  test('a lost callback: the expired session is reconciled with CheckResult', async () => {
+    const s = await started();
+    await overrideResult(s.transactionId, { Passed: 'Y', SubCode: '200' }); // finished at Alibaba, callback never came
+    await stack.app.prisma.kycSession.update({ where: { merchantBizId: s.merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    const { queued } = await stack.app.results.reconcile();
+    assert.ok(queued >= 1);
+    await until(s.merchantBizId, 'passed');
+    assert.equal((await row(s.merchantBizId)).callbackPassed, null);
+  });
+
+  test('no callback and no result → expired', async () => {
+    const s = await started();
+    await stack.app.prisma.kycSession.update({ where: { merchantBizId: s.merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    await stack.app.results.reconcile();
+    await until(s.merchantBizId, 'expired');
+    assert.equal((await api.session(s.token, s.merchantBizId)).body.status, 'expired');
+  });
+
+  test('a session whose Initialize never answered expires without asking Alibaba', async () => {
+    const merchantBizId = randomId('unstarted');
+    await stack.app.prisma.kycSession.create({
+      data: { merchantBizId, userRef: 'x'.repeat(64), docType: '01000000', callbackTokenHash: '0'.repeat(64), expiresAt: new Date(Date.now() - 1000) },
+    });
+    const { expired } = await stack.app.results.reconcile();
+    assert.ok(expired >= 1);
+    assert.equal(await statusOf(merchantBizId), 'expired');
+  });
+
+  test('the sweep uses the (status, expires_at) index, not a scan of the table', async () => {
+    await stack.app.prisma.$executeRawUnsafe('SET enable_seqscan = off');
+    const plan = await stack.app.prisma.$queryRawUnsafe<Array<{ 'QUERY PLAN': string }>>(
+      `EXPLAIN SELECT merchant_biz_id FROM kyc_session WHERE status = 'pending' AND expires_at < now() AND transaction_id IS NOT NULL`,
+    );
+    await stack.app.prisma.$executeRawUnsafe('RESET enable_seqscan');
+    assert.match(plan.map((p) => p['QUERY PLAN']).join('\n'), /kyc_session_status_expires_at_idx/);
+  });
+});
+
+describe('durability', () => {
+  test('a queued CheckResult survives a restart between the callback and the fetch', async () => {
+    const sim = await startStack({ env: { JOBS_WORKERS: 'false' } });
+    const simApi = clientFor(sim);
+    let second: Awaited<ReturnType<typeof buildApp>> | undefined;
+    try {
+      const token = await signToken(randomId('user-'));
+      const res = await simApi.start(token, { metaInfo: META_INFO });
+      const merchantBizId = String(res.body.merchantBizId);
+      await simApi.sim.complete(String(res.body.transactionId), 'Y', '200');
+      await new Promise((r) => setTimeout(r, 700));
+      const read = () => sim.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
+      assert.equal((await read()).status, 'verifying', 'no worker ran yet');
+      await sim.app.close(); // the process that took the callback is gone
+
+      second = await buildApp({ ...sim.config, JOBS_WORKERS: true }, { logStream: new LogCapture() });
+      await second.ready();
+      const app2 = second;
+      await waitFor('the restarted worker to decide', async () => {
+        const r = await app2.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
+        return r.status === 'passed' ? r : undefined;
+      });
+    } finally {
+      await second?.close();
+      await sim.sim.close();
+      await dropJobsSchema(sim.config);
+    }
+  });
+});
+
+describe('result details at rest', () => {
+  test('stored encrypted (no plaintext in the row), decrypted only by the internal route, never returned to the frontend', async () => {
+    const s = await started();
+    await api.sim.complete(s.transactionId, 'Y', '200');
+    await until(s.merchantBizId, 'passed');
+    const res = await internal(s.merchantBizId);
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { details: { extIdInfo: { ocrIdInfo: { name: string; idNumber: string } } } };
+    const { name, idNumber } = body.details.extIdInfo.ocrIdInfo;
+    assert.ok(name.length > 3 && idNumber.length > 3);
+
+    const [raw] = await stack.app.prisma.$queryRawUnsafe<Array<{ row: string }>>(
+      `SELECT row_to_json(k)::text AS row FROM kyc_session k WHERE merchant_biz_id = $1`,
+      s.merchantBizId,
+    );
+    assert.ok(raw && raw.row.includes('details_ciphertext'));
+    const ciphertext = (await row(s.merchantBizId)).detailsCiphertext!;
+    for (const secret of [name, idNumber]) {
+      assert.ok(!raw.row.includes(secret), 'no plaintext in the row');
+      assert.ok(!Buffer.from(ciphertext).includes(Buffer.from(secret)), 'no plaintext in the ciphertext');
+    }
+    assert.equal((await row(s.merchantBizId)).detailsKeyId, 'k1');
+
+    const publicView = JSON.stringify((await api.session(s.token, s.merchantBizId)).body);
+    assert.ok(!publicView.includes(name) && !publicView.includes('details'));
+    assert.ok(!stack.logs.text.includes(name) && !stack.logs.text.includes(idNumber), 'never logged');
+  });
+
+  test('the internal route needs the API key', async () => {
+    const s = await started();
+    assert.equal((await internal(s.merchantBizId, 'wrong-key-0123456789-0123456789-0123')).status, 401);
+    assert.equal((await fetch(`${stack.appUrl}/internal/kyc/sessions/${s.merchantBizId}`)).status, 401);
+  });
+
+  test('after a key rotation, details sealed with the old key still open; new ones use the new key', async () => {
+    const s = await started();
+    await api.sim.complete(s.transactionId, 'Y', '200');
+    await until(s.merchantBizId, 'passed');
+    const rotated = await buildApp({ ...stack.config, JOBS_WORKERS: false, KYC_DETAILS_KEYS: [KEY_2, KEY_1], KYC_DETAILS_KEY_ID: 'k2' }, { logStream: new LogCapture() });
+    try {
+      const sealed = rotated.results.cipher.seal('{"x":1}', 'abc');
+      assert.equal(sealed.keyId, 'k2');
+      const r = await row(s.merchantBizId);
+      const opened = rotated.results.cipher.open({ keyId: r.detailsKeyId!, ciphertext: Buffer.from(r.detailsCiphertext!) }, s.merchantBizId);
+      assert.match(opened, /ocrIdInfo/);
+      assert.throws(() => rotated.results.cipher.open({ keyId: r.detailsKeyId!, ciphertext: Buffer.from(r.detailsCiphertext!) }, 'another'), 'bound to its session');
+    } finally {
+      await rotated.close();
+    }
+  });
+
+  test('details are purged after the retention period', async () => {
+    const s = await started();
+    await api.sim.complete(s.transactionId, 'Y', '200');
+    await until(s.merchantBizId, 'passed');
+    await stack.app.prisma.kycSession.update({
+      where: { merchantBizId: s.merchantBizId },
+      data: { detailsStoredAt: new Date(Date.now() - (stack.config.KYC_RESULT_RETENTION_DAYS + 1) * 86_400_000) },
+    });
+    assert.ok((await stack.app.results.purgeDetails()) >= 1);
+    const r = await row(s.merchantBizId);
+    assert.equal(r.detailsCiphertext, null);
+    assert.ok(r.detailsPurgedAt);
+    const view = (await (await internal(s.merchantBizId)).json()) as { details: unknown; status: string };
+    assert.equal(view.details, null);
+    assert.equal(view.status, 'passed', 'the outcome stays');
+  });
+});
+
+describe('merchant events', () => {
+  test('a final state is POSTed signed, redelivered after a failure with the same event id', async () => {
+    const s = await started();
+    failOnce.add(s.merchantBizId); // the merchant's endpoint fails once
+    await api.sim.complete(s.transactionId, 'N', '201');
+    const mine = () => deliveries.filter((d) => d.body.includes(s.merchantBizId));
+    await waitFor('two deliveries', async () => (mine().length >= 2 ? true : undefined), 20_000);
+    const [first, second] = mine();
+    assert.equal(first!.answered, 500);
+    assert.equal(second!.answered, 200);
+    assert.equal(first!.headers[EVENT_ID_HEADER], second!.headers[EVENT_ID_HEADER]);
+    for (const d of [first!, second!]) {
+      assert.ok(verifyWebhook(WEBHOOK_SECRET, String(d.headers[SIGNATURE_HEADER]), d.body), 'signature verifies');
+      assert.ok(!verifyWebhook('another-secret', String(d.headers[SIGNATURE_HEADER]), d.body));
+      assert.ok(!verifyWebhook(WEBHOOK_SECRET, String(d.headers[SIGNATURE_HEADER]), d.body.replace('"failed"', '"passed"')), 'tampering breaks it');
+    }
+    const event = JSON.parse(second!.body) as { id: string; type: string; data: { status: string; passed: string; merchantBizId: string } };
+    assert.equal(event.id, second!.headers[EVENT_ID_HEADER]);
+    assert.equal(event.type, 'kyc.session.finished');
+    assert.deepEqual([event.data.merchantBizId, event.data.status, event.data.passed], [s.merchantBizId, 'failed', 'N']);
+  });
+
+  test('an old signature is refused (replay window)', () => {
+    const body = '{"id":"evt_1"}';
+    const t = Math.floor(Date.now() / 1000) - 3600;
+    const header = `t=${t},v1=${createHmac('sha256', WEBHOOK_SECRET).update(`${t}.${body}`).digest('hex')}`;
+    assert.equal(verifyWebhook(WEBHOOK_SECRET, header, body), false);
+  });
+});

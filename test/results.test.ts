@@ -6,7 +6,7 @@ import { buildApp } from '../src/app.js';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, verifyWebhook } from '../src/results/notify.js';
 import { clientFor } from './helpers/client.js';
 import { signToken } from './helpers/jwt.js';
-import { dropJobsSchema, freePort, LogCapture, META_INFO, randomId, startStack, waitFor, type Stack } from './helpers/stack.js';
+import { dropSchemas, freePort, LogCapture, META_INFO, randomId, startStack, waitFor, type Stack } from './helpers/stack.js';
 
 const KEY_1 = `k1:${randomBytes(32).toString('base64')}`;
 const KEY_2 = `k2:${randomBytes(32).toString('base64')}`;
@@ -192,7 +192,7 @@ describe('durability', () => {
     } finally {
       await second?.close();
       await sim.sim.close();
-      await dropJobsSchema(sim.config);
+      await dropSchemas(sim.config);
     }
   });
 });

@@ -14,10 +14,25 @@ export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const SIM_KEY_ID = 'test-access-key-id';
 export const SIM_KEY_SECRET = 'test-access-key-secret';
 
-let migrated: Promise<unknown> | undefined;
-export function migrateOnce(): Promise<unknown> {
-  migrated ??= migrate({ databaseUrl: DATABASE_URL, log: () => {} });
-  return migrated;
+/**
+ * A fresh PostgreSQL schema with the migrations applied, so that each test app sees only its own
+ * sessions (a reconciliation sweep must not find another file's leftovers). Dropped on close.
+ */
+export async function freshDatabaseUrl(): Promise<string> {
+  const url = new URL(DATABASE_URL);
+  url.searchParams.set('schema', `t_${randomId()}`.toLowerCase());
+  await migrate({ databaseUrl: url.toString(), log: () => {} });
+  return url.toString();
+}
+
+async function dropSchema(name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+  } finally {
+    await client.end();
+  }
 }
 
 export async function freePort(): Promise<number> {
@@ -99,7 +114,7 @@ export interface StackOptions {
  * calls the simulator as Alibaba, the simulator calls the service's callback.
  */
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
-  await migrateOnce();
+  const databaseUrl = await freshDatabaseUrl();
   // The demo page needs the service's URL before the simulator is built.
   const demoPort = opts.demo ? await freePort() : undefined;
   const sim = await buildSimulator({
@@ -112,7 +127,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const port = demoPort ?? (await freePort());
   const appUrl = `http://127.0.0.1:${port}`;
   const demoEnv = opts.demo ? { CORS_ORIGINS: simUrl, KYC_RETURN_URL_ORIGINS: `https://shop.example,${simUrl}` } : {};
-  const config = testConfig({ CLOUDAUTH_ENDPOINT: simUrl, PUBLIC_BASE_URL: appUrl, ...demoEnv, ...opts.env });
+  const config = testConfig({ DATABASE_URL: databaseUrl, CLOUDAUTH_ENDPOINT: simUrl, PUBLIC_BASE_URL: appUrl, ...demoEnv, ...opts.env });
   const logs = new LogCapture();
   const app = await buildApp(config, { logStream: logs });
   await app.listen({ port, host: '127.0.0.1' });
@@ -126,20 +141,16 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     async close() {
       await app.close();
       await sim.close();
-      await dropJobsSchema(config);
+      await dropSchemas(config);
     },
   };
 }
 
-/** Removes a test app's job-queue schema. */
-export async function dropJobsSchema(config: Config): Promise<void> {
-  const client = new pg.Client({ connectionString: DATABASE_URL });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS "${config.JOBS_SCHEMA}" CASCADE`);
-  } finally {
-    await client.end();
-  }
+/** Removes a test app's schemas (its tables and its job queue). */
+export async function dropSchemas(config: Config): Promise<void> {
+  await dropSchema(config.JOBS_SCHEMA);
+  const tables = new URL(config.DATABASE_URL).searchParams.get('schema');
+  if (tables && tables !== 'public') await dropSchema(tables);
 }
 
 /** Polls until `check` returns a value other than undefined (or fails after `timeoutMs`). */

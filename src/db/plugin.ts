@@ -11,7 +11,11 @@ declare module 'fastify' {
 
 export function createPrisma(databaseUrl: string): PrismaClient {
   const { connectionString, schema } = splitSchemaParam(databaseUrl);
-  const adapter = new PrismaPg({ connectionString, connectionTimeoutMillis: 1000, max: 10 }, { schema });
+  const adapter = new PrismaPg(
+    // search_path too, so that raw SQL finds the same tables as generated queries.
+    { connectionString, connectionTimeoutMillis: 1000, max: 10, options: `-c search_path="${schema.replaceAll('"', '""')}"` },
+    { schema },
+  );
   return new PrismaClient({ adapter });
 }
 

@@ -73,10 +73,12 @@ export async function acceptCallback(deps: CallbackDeps, input: CallbackInput): 
 }
 
 async function findSession(sessions: SessionRepository, input: CallbackInput): Promise<Session | null> {
-  const byTransaction = await sessions.findByTransactionId(input.transactionId);
+  // Both lookups, always: a miss must cost what a hit costs, or timing tells whether a transaction exists.
+  const [byTransaction, byBizId] = await Promise.all([
+    sessions.findByTransactionId(input.transactionId),
+    input.merchantBizId ? sessions.findByMerchantBizId(input.merchantBizId) : Promise.resolve(null),
+  ]);
   if (byTransaction) return byTransaction;
-  if (!input.merchantBizId) return null;
-  const byBizId = await sessions.findByMerchantBizId(input.merchantBizId);
   // Only a session that never stored its TransactionId may be matched this way.
   return byBizId && byBizId.transactionId === null ? byBizId : null;
 }

@@ -72,7 +72,8 @@ export async function buildSimulator(options: SimulatorOptions): Promise<Simulat
     limiter.reset();
   };
 
-  const app = fastify({ logger: loggerOptions(options) });
+  // Initialize carries MetaInfo and the UI configs in the query string: allow long request lines.
+  const app = fastify({ logger: loggerOptions(options), http: { maxHeaderSize: 256 * 1024 } });
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send({ error: 'not_found', path: (request.raw.url ?? '').split('?')[0] });
   });

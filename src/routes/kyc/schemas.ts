@@ -5,6 +5,11 @@ import { PUBLIC_STATUSES } from '../../sessions/status.js';
 export const META_INFO_MAX_BYTES = 8 * 1024;
 const CONFIG_JSON_MAX_BYTES = 16 * 1024;
 
+/** A lone UTF-16 surrogate: not encodable as UTF-8, so the upstream client cannot send it. */
+const LONE_SURROGATE = /\p{Cs}/u;
+/** Control characters: never in Alibaba's ids or codes, and PostgreSQL text cannot hold NUL. */
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
 /**
  * A JSON object sent either as the JSON text the SDK produced (kept byte for byte) or as an object
  * (serialized once). Either way the result must parse as a JSON object within `maxBytes`.
@@ -13,7 +18,18 @@ const jsonObjectText = (field: string, maxBytes: number) =>
   z
     .union([z.string(), z.record(z.string(), z.unknown())])
     .transform((value, ctx) => {
-      const text = typeof value === 'string' ? value : JSON.stringify(value);
+      let text: string;
+      try {
+        text = typeof value === 'string' ? value : JSON.stringify(value);
+      } catch {
+        // JSON.stringify throws RangeError on an object nested deeper than the stack allows.
+        ctx.addIssue({ code: 'custom', message: `${field} is nested too deeply` });
+        return z.NEVER;
+      }
+      if (LONE_SURROGATE.test(text)) {
+        ctx.addIssue({ code: 'custom', message: `${field} must be well-formed Unicode` });
+        return z.NEVER;
+      }
       if (Buffer.byteLength(text, 'utf8') > maxBytes) {
         ctx.addIssue({ code: 'custom', message: `${field} must be at most ${maxBytes} bytes` });
         return z.NEVER;
@@ -52,6 +68,7 @@ export const startBodySchema = z
     returnUrl: z
       .url({ protocol: /^https?$/, message: 'returnUrl must be an http(s) URL' })
       .max(2048)
+      .refine((u) => !LONE_SURROGATE.test(u), 'returnUrl must be well-formed Unicode')
       .optional()
       .describe('Where the user returns after verification; its origin must be allowed by policy.'),
     sceneCode: z
@@ -81,10 +98,10 @@ export const startResponseSchema = z
 
 export const callbackQuerySchema = z
   .object({
-    transactionId: z.string().min(1).max(64),
+    transactionId: z.string().min(1).max(64).refine((v) => !CONTROL_CHARS.test(v), 'transactionId must not contain control characters'),
     passed: z.enum(['Y', 'N']),
-    subCode: z.string().max(32).optional(),
-    subcode: z.string().max(32).optional(),
+    subCode: z.string().max(32).refine((v) => !CONTROL_CHARS.test(v), 'subCode must not contain control characters').optional(),
+    subcode: z.string().max(32).refine((v) => !CONTROL_CHARS.test(v), 'subcode must not contain control characters').optional(),
     callbackToken: z.string().min(1).max(512),
     merchantBizId: merchantBizIdSchema.optional(),
   })

@@ -1,0 +1,323 @@
+/**
+ * Property-based fuzzing of the three public routes with fast-check, through app.inject() on one
+ * service (real PostgreSQL, Redis and the Alibaba simulator behind it).
+ *
+ * For every generated request: no 5xx, every 4xx is JSON with a string `code` and `message`, no
+ * response echoes a secret or shows a stack trace. After the run: Object.prototype is untouched,
+ * nothing was thrown unhandled and the service still serves a normal flow.
+ *
+ * Runs are explicit (NUM_RUNS); FUZZ_SCALE=0.1 makes a quick pass, FUZZ_SEED (and FUZZ_PATH) replay
+ * the seed fast-check prints with a failure.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import {
+  arbitraryJsonBody,
+  authHeaderOf,
+  authSpec,
+  type Body,
+  boundaryBody,
+  boundaryPayload,
+  callbackCase,
+  callbackPairs,
+  contentTypeBody,
+  contentTypePayload,
+  deepBody,
+  deepPayload,
+  headersOf,
+  materialize,
+  nearValidBody,
+  nearValidPayload,
+  nonJsonBody,
+  oversizedBody,
+  oversizedPayload,
+  protoBody,
+  protoPayload,
+  queryString,
+  randomHeaders,
+  type SeededSession,
+  sessionCase,
+  sessionUrl,
+  unicodeBody,
+} from './helpers/fuzz-arbitraries.js';
+import { signToken } from './helpers/jwt.js';
+import { configSecrets, envelopeDeviation, responseProblems } from './helpers/response-checks.js';
+import { META_INFO, randomId, startStack, type Stack } from './helpers/stack.js';
+
+const SCALE = Number(process.env.FUZZ_SCALE ?? '1');
+const runs = (n: number) => Math.max(1, Math.round(n * SCALE));
+
+/** Generated requests per property (each run sends one request; shrinking after a failure sends more). */
+const NUM_RUNS = {
+  startArbitraryJson: runs(800),
+  startNearValid: runs(2000),
+  startOversized: runs(120),
+  startDeep: runs(250),
+  startUnicode: runs(600),
+  startPrototypePollution: runs(300),
+  startContentTypes: runs(500),
+  startNonJson: runs(600),
+  startBoundarySizes: runs(300),
+  callback: runs(3500),
+  sessions: runs(2500),
+};
+const PLANNED = Object.values(NUM_RUNS).reduce((a, b) => a + b, 0);
+const MIN_TOTAL = 10_000;
+
+let failedProperties = 0;
+/** fc.assert, counting failures (a failed property stops early, so fewer requests are sent). */
+async function check<Ts extends [unknown, ...unknown[]]>(property: fc.IAsyncProperty<Ts>, params: fc.Parameters<Ts>): Promise<void> {
+  try {
+    await fc.assert(property, params);
+  } catch (err) {
+    failedProperties++;
+    throw err;
+  }
+}
+
+const fcParams = <Ts>(numRuns: number): fc.Parameters<Ts> => ({
+  numRuns,
+  includeErrorInReport: true,
+  ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {}),
+  ...(process.env.FUZZ_PATH ? { path: process.env.FUZZ_PATH } : {}),
+});
+
+const USERS = 3;
+let stack: Stack;
+let tokens: string[] = [];
+let seeded: SeededSession[] = [];
+let bizIdPool: string[] = [];
+let secrets: string[] = [];
+const prototypeBaseline = {
+  object: Object.getOwnPropertyNames(Object.prototype).sort(),
+  array: Object.getOwnPropertyNames(Array.prototype).sort(),
+  fn: Object.getOwnPropertyNames(Function.prototype).sort(),
+};
+const unhandled: unknown[] = [];
+const onUnhandled = (err: unknown) => unhandled.push(err);
+
+// Counters for the report.
+type Route = 'start' | 'callback' | 'sessions' | 'other';
+const sent: Record<Route, number> = { start: 0, callback: 0, sessions: 0, other: 0 };
+const statuses = new Map<number, number>();
+const envelopeDeviations = new Map<string, string>();
+const startedAt = Date.now();
+
+before(async () => {
+  process.on('unhandledRejection', onUnhandled);
+  process.on('uncaughtException', onUnhandled);
+  const high = '1000000000';
+  stack = await startStack({
+    env: {
+      LOG_LEVEL: 'info',
+      RATE_LIMIT_PER_USER: high,
+      RATE_LIMIT_PER_IP: high,
+      RATE_LIMIT_CALLBACK_PER_IP: high,
+      CLOUDAUTH_QPS: '100000',
+    },
+  });
+  tokens = await Promise.all(Array.from({ length: USERS }, (_, i) => signToken(randomId(`fuzz-user${i}-`), { expiresIn: '2h' })));
+  bizIdPool = Array.from({ length: 12 }, () => randomId('fz'));
+  // Sessions whose transactionIds and callback tokens the callback fuzzing may use.
+  for (let i = 0; i < 4; i++) {
+    const res = await stack.app.inject({
+      method: 'POST',
+      url: '/kyc/start',
+      headers: { authorization: `Bearer ${tokens[i % 2]}`, 'content-type': 'application/json' },
+      payload: { metaInfo: META_INFO },
+    });
+    assert.equal(res.statusCode, 201, res.body);
+    const { merchantBizId, transactionId } = res.json<{ merchantBizId: string; transactionId: string }>();
+    const tx = await (await fetch(`${stack.simUrl}/__sim/transactions/${transactionId}`)).json() as { params: Record<string, string> };
+    seeded.push({ merchantBizId, transactionId, callbackToken: tx.params.CallbackToken! });
+  }
+  // One whose TransactionId was never stored: reachable only through merchantBizId.
+  await stack.app.prisma.kycSession.update({ where: { merchantBizId: seeded[3]!.merchantBizId }, data: { transactionId: null } });
+  // Never in a response: the configured secrets and the seeded sessions' callback tokens (sent in requests).
+  secrets = [...new Set([...configSecrets(stack.config), stack.config.ALIBABA_CLOUD_ACCESS_KEY_SECRET, ...seeded.map((s) => s.callbackToken)])];
+  assert.ok(secrets.includes(stack.config.AUTH_JWT_SECRET!) && secrets.includes(stack.config.USER_ID_HASH_SECRET));
+});
+
+after(async () => {
+  process.off('unhandledRejection', onUnhandled);
+  process.off('uncaughtException', onUnhandled);
+  await stack?.close();
+});
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms: ${what}`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Sends one request and checks the response properties; throws (for fast-check) on a violation. */
+async function send(route: Route, opts: InjectOptions & { method: string; url: string }): Promise<LightMyRequestResponse> {
+  sent[route]++;
+  const what = `${opts.method} ${opts.url.slice(0, 160)}${opts.url.length > 160 ? `… (${opts.url.length} chars)` : ''}`;
+  const res = await withTimeout(stack.app.inject(opts), 15_000, what);
+  statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+  const deviation = envelopeDeviation(res);
+  if (deviation && !envelopeDeviations.has(deviation)) envelopeDeviations.set(deviation, what);
+  const problems = responseProblems(opts.method, res, secrets);
+  if (problems.length > 0) {
+    assert.fail(`${what} → ${res.statusCode} ${res.body.slice(0, 300)}\n  problems: ${problems.join('; ')}`);
+  }
+  return res;
+}
+
+function startRequest(body: Body, auth: string | undefined, extraHeaders: Record<string, string> = {}) {
+  const headers: Record<string, string> = { ...extraHeaders };
+  if (body.contentType !== undefined) headers['content-type'] = body.contentType;
+  if (auth !== undefined) headers.authorization = auth;
+  return send('start', { method: 'POST', url: '/kyc/start', headers, ...(body.payload !== undefined ? { payload: body.payload } : {}) });
+}
+
+/** A start property: a body case, an Authorization header (valid for most runs) and random headers. */
+function startProperty<T>(cases: fc.Arbitrary<T>, toBody: (c: T) => Body, validWeight = 4) {
+  return fc.asyncProperty(cases, authSpec(USERS, validWeight), randomHeaders, async (c, auth, headers) => {
+    await startRequest(toBody(c), authHeaderOf(auth, tokens), headersOf(headers));
+  });
+}
+
+describe('fuzz: POST /kyc/start', () => {
+  test(`arbitrary JSON bodies (${NUM_RUNS.startArbitraryJson} runs)`, async () => {
+    await check(startProperty(arbitraryJsonBody, (b) => b), fcParams(NUM_RUNS.startArbitraryJson));
+  });
+
+  test(`near-valid bodies: one field deleted, retyped or nasty; policy and unknown keys (${NUM_RUNS.startNearValid} runs)`, async () => {
+    await check(startProperty(nearValidBody(bizIdPool), nearValidPayload, 8), fcParams(NUM_RUNS.startNearValid));
+  });
+
+  test(`bodies over the 64 KB limit → 413 (${NUM_RUNS.startOversized} runs)`, async () => {
+    await check(
+      fc.asyncProperty(oversizedBody, authSpec(USERS, 4), async (c, auth) => {
+        const res = await startRequest(oversizedPayload(c), authHeaderOf(auth, tokens));
+        // application/json and text/plain have parsers (limited to 64 KB); other types are refused first.
+        if (c.shape !== 'no-type' && c.shape !== 'form') assert.equal(res.statusCode, 413, res.body);
+      }),
+      fcParams(NUM_RUNS.startOversized),
+    );
+  });
+
+  test(`deeply nested JSON up to depth 12,000 (${NUM_RUNS.startDeep} runs)`, async () => {
+    await check(startProperty(deepBody, deepPayload, 6), fcParams(NUM_RUNS.startDeep));
+  });
+
+  test(`unicode: lone surrogates, NUL, invalid UTF-8, BOMs (${NUM_RUNS.startUnicode} runs)`, async () => {
+    await check(startProperty(unicodeBody, (b) => b, 6), fcParams(NUM_RUNS.startUnicode));
+  });
+
+  test(`prototype-pollution keys at the top level and nested (${NUM_RUNS.startPrototypePollution} runs)`, async () => {
+    await check(startProperty(protoBody, protoPayload, 6), fcParams(NUM_RUNS.startPrototypePollution));
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+
+  test(`wrong content types and lying content-lengths (${NUM_RUNS.startContentTypes} runs)`, async () => {
+    await check(
+      fc.asyncProperty(contentTypeBody, authSpec(USERS, 4), async (c, auth) => {
+        const body = contentTypePayload(c);
+        await startRequest(body, authHeaderOf(auth, tokens), c.contentLength !== undefined ? { 'content-length': c.contentLength } : {});
+      }),
+      fcParams(NUM_RUNS.startContentTypes),
+    );
+  });
+
+  test(`application/json bodies that are not JSON (${NUM_RUNS.startNonJson} runs)`, async () => {
+    await check(startProperty(nonJsonBody, (b) => b), fcParams(NUM_RUNS.startNonJson));
+  });
+
+  test(`fields at, under and over their size limits (${NUM_RUNS.startBoundarySizes} runs)`, async () => {
+    await check(startProperty(boundaryBody, boundaryPayload, 8), fcParams(NUM_RUNS.startBoundarySizes));
+  });
+});
+
+describe('fuzz: GET /kyc/callback', () => {
+  test(`query strings: seeded transactions with real, wrong and altered tokens, duplicates, nasty values, 100 KB tokens (${NUM_RUNS.callback} runs)`, async () => {
+    await check(
+      fc.asyncProperty(callbackCase(seeded.length), async (c) => {
+        const pairs = callbackPairs(c, seeded);
+        const q = queryString(pairs);
+        const route: Route = c.path === '/kyc/callback' ? 'callback' : 'other';
+        const res = await send(route, { method: c.method, url: q ? `${c.path}?${q}` : c.path, headers: headersOf(c.headers) });
+        if (res.statusCode === 200 && c.method === 'GET') {
+          // Accepted only with the exact token of the session the transactionId (or merchantBizId) names.
+          const value = (key: string) => pairs.filter(([k]) => k === key).map(([, v]) => materialize(v))[0];
+          const owner = seeded.find((s) => s.callbackToken === value('callbackToken'));
+          assert.ok(owner, `accepted without any session's exact token: ${res.body}`);
+          assert.ok(
+            value('transactionId') === owner.transactionId || value('merchantBizId') === owner.merchantBizId,
+            `accepted a token for another session: ${res.body}`,
+          );
+        }
+      }),
+      fcParams(NUM_RUNS.callback),
+    );
+  });
+});
+
+describe('fuzz: GET /kyc/sessions/:merchantBizId', () => {
+  test(`path params (%00, .., malformed escapes, 20 KB), auth headers, query noise (${NUM_RUNS.sessions} runs)`, async () => {
+    const ids = [...seeded.map((s) => s.merchantBizId), ...bizIdPool];
+    await check(
+      fc.asyncProperty(sessionCase(ids, USERS), async (c) => {
+        const auth = authHeaderOf(c.auth, tokens);
+        const headers = { ...headersOf(c.headers), ...(auth !== undefined ? { authorization: auth } : {}) };
+        const res = await send('sessions', { method: c.method, url: sessionUrl(c), headers });
+        if (res.statusCode === 200 && c.method === 'GET') {
+          // Only the owner reads a session: a 200 needs a valid token.
+          assert.equal(c.auth.kind, 'valid', `200 without a valid token: ${res.body}`);
+        }
+      }),
+      fcParams(NUM_RUNS.sessions),
+    );
+  });
+});
+
+describe('after the fuzzing', () => {
+  test('Object.prototype, Array.prototype and Function.prototype are not polluted', () => {
+    assert.deepEqual(Object.getOwnPropertyNames(Object.prototype).sort(), prototypeBaseline.object);
+    assert.deepEqual(Object.getOwnPropertyNames(Array.prototype).sort(), prototypeBaseline.array);
+    assert.deepEqual(Object.getOwnPropertyNames(Function.prototype).sort(), prototypeBaseline.fn);
+    const probe = {} as Record<string, unknown>;
+    assert.equal(probe.polluted, undefined);
+    assert.equal(Object.prototype.toString.call(probe), '[object Object]');
+  });
+
+  test('nothing was thrown unhandled and the service still serves a normal flow', async () => {
+    assert.deepEqual(unhandled, []);
+    assert.equal((await stack.app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+    const res = await stack.app.inject({
+      method: 'POST',
+      url: '/kyc/start',
+      headers: { authorization: `Bearer ${tokens[0]}`, 'content-type': 'application/json' },
+      payload: { metaInfo: META_INFO },
+    });
+    assert.equal(res.statusCode, 201, res.body);
+    const logs = stack.logs.text;
+    assert.ok(!logs.includes('"unhandled error"'), 'no unhandled error was logged');
+    for (const secret of secrets) assert.ok(!logs.includes(secret), `logs contain ${secret.slice(0, 6)}…`);
+  });
+
+  test('every error used the service envelope { code, message, details? } with its own codes', () => {
+    assert.deepEqual(Object.fromEntries(envelopeDeviations), {}, 'error responses outside the envelope (deviation → example request)');
+  });
+
+  test(`at least ${MIN_TOTAL} requests were sent`, () => {
+    const total = sent.start + sent.callback + sent.sessions + sent.other;
+    const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
+    const byStatus = [...statuses.entries()].sort(([a], [b]) => a - b).map(([s, n]) => `${s}:${n}`).join(' ');
+    console.log(
+      `fuzz: ${total} requests (${PLANNED} runs planned, ${failedProperties} properties failed) in ${seconds} s — start ${sent.start}, callback ${sent.callback}, sessions ${sent.sessions}, other paths ${sent.other}; by status ${byStatus}`,
+    );
+    if (SCALE >= 1) {
+      assert.ok(PLANNED >= MIN_TOTAL, `only ${PLANNED} runs planned`);
+      // A failed property stops at its counterexample; its failure is reported on its own.
+      if (failedProperties === 0) assert.ok(total >= MIN_TOTAL, `only ${total} requests`);
+    }
+  });
+});

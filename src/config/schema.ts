@@ -50,7 +50,15 @@ export const envSchema = z.object({
     CORS_ORIGINS: csv(origin).describe('Comma-separated browser origins allowed to call the API (empty: CORS off).'),
     DOCS_ENABLED: flag.transform((v) => v === 'true' || v === '1').optional().describe('Serve OpenAPI at /docs (default: on unless production).'),
 
+    METRICS_TOKEN: secret('METRICS_TOKEN').optional().describe('Bearer token required by GET /metrics; unset: /metrics is open (keep it off the public network).'),
+    OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).default(1000).describe('Answer 503 OVERLOADED while the mean event-loop delay (sampled each second) is above this (ms; 0: off).'),
+    OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: z.coerce.number().min(0).max(1).default(0).describe('Answer 503 OVERLOADED while event-loop utilization (over each second) is above this (0-1; 0: off).'),
+    OVERLOAD_MAX_HEAP_USED_BYTES: z.coerce.number().int().min(0).default(0).describe('Answer 503 OVERLOADED while the V8 heap in use is above this (bytes; 0: off).'),
+    OVERLOAD_MAX_RSS_BYTES: z.coerce.number().int().min(0).default(0).describe('Answer 503 OVERLOADED while the resident set size is above this (bytes; 0: off).'),
+    OVERLOAD_RETRY_AFTER_S: z.coerce.number().int().min(1).max(3600).default(5).describe('Retry-After of 503 OVERLOADED (s).'),
+
     DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// URL').describe('PostgreSQL connection URL.'),
+    DATABASE_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(800).describe('Bound on connecting to PostgreSQL and on each query (ms); beyond it: 503 DB_UNAVAILABLE.'),
     REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').describe('Redis connection URL (QPS budget, rate limits).'),
 
     ALIBABA_CLOUD_ACCESS_KEY_ID: z.string().min(1).describe('AccessKey id of the RAM user calling cloudauth-intl.'),

@@ -3,6 +3,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { CloudAuthError, upstreamHttpError } from '../cloudauth/errors.js';
 import type { CloudAuthApi, InitializeRequest } from '../cloudauth/types.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DbUnavailableError } from '../db/errors.js';
 import { HttpError } from '../errors/http-error.js';
 import type { StartBody } from '../routes/kyc/schemas.js';
 import { newCallbackToken } from './callback-token.js';
@@ -96,24 +98,69 @@ export async function startSession(
     if (err instanceof CloudAuthError) {
       const httpError = upstreamHttpError(err);
       log.warn({ merchantBizId, upstream: err.toLog(), code: httpError.code }, 'Initialize failed');
-      await sessions.markError(merchantBizId, httpError.code, err.details.requestId ?? null);
+      // The caller learns what Alibaba said even if the database cannot take the note.
+      await sessions.markError(merchantBizId, httpError.code, err.details.requestId ?? null).catch(logUnrecorded(log, merchantBizId));
       throw httpError;
     }
     // Nothing reached Alibaba (no budget slot, caller gone): free the id for a retry.
-    await sessions.release(merchantBizId);
+    await sessions.release(merchantBizId).catch(logUnrecorded(log, merchantBizId));
     throw err;
   }
 
   const issuedAt = Date.now();
-  const session = await sessions.attachTransaction(merchantBizId, {
+  const transaction = {
     transactionId: result.transactionId,
     transactionUrl: result.transactionUrl,
     protocol: result.protocol ?? null,
     expiresAt: new Date(issuedAt + TRANSACTION_TTL_MS),
     upstreamRequestId: result.requestId ?? null,
-  });
-  log.info({ merchantBizId, upstreamRequestId: result.requestId }, 'verification started');
-  return { ...view(session), created: true };
+  };
+  const stored = await storeTransaction(sessions, merchantBizId, transaction, log);
+  log.info({ merchantBizId, upstreamRequestId: result.requestId, stored }, 'verification started');
+  return {
+    merchantBizId,
+    transactionId: transaction.transactionId,
+    transactionUrl: transaction.transactionUrl,
+    protocol: transaction.protocol,
+    expiresAt: transaction.expiresAt.toISOString(),
+    created: true,
+  };
+}
+
+const logUnrecorded = (log: FastifyBaseLogger, merchantBizId: string) => (err: unknown) =>
+  log.error({ merchantBizId, err: { message: (err as Error).message } }, 'could not record the failed start');
+
+/** Waits before each further attempt to store a transaction Alibaba already created. */
+const STORE_RETRY_DELAYS_MS = [100, 300, 900];
+
+/**
+ * A transaction Alibaba created is billed and live, so a database hiccup must not lose it: the
+ * write is retried, and if the database stays away the caller still gets the transaction. The
+ * reserved row then lacks its TransactionId; the callback finds it by the merchantBizId carried
+ * in the CallbackUrl and completes it.
+ */
+async function storeTransaction(
+  sessions: SessionRepository,
+  merchantBizId: string,
+  transaction: Parameters<SessionRepository['attachTransaction']>[1],
+  log: FastifyBaseLogger,
+): Promise<boolean> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await sessions.attachTransaction(merchantBizId, transaction);
+      return true;
+    } catch (err) {
+      const delay = STORE_RETRY_DELAYS_MS[attempt];
+      if (!(err instanceof DbUnavailableError) || delay === undefined) {
+        log.error(
+          { merchantBizId, transactionId: transaction.transactionId, err: { message: (err as Error).message } },
+          'could not store the transaction; its callback will complete the session by merchantBizId',
+        );
+        return false;
+      }
+      await sleep(delay);
+    }
+  }
 }
 
 function existingSession(session: Session | null, merchantBizId: string, userRef: string): StartedSession {

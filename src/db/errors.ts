@@ -1,0 +1,22 @@
+import { HttpError } from '../errors/http-error.js';
+import { Prisma } from '../generated/prisma/client.js';
+
+/** PostgreSQL could not be reached or did not answer in time. Nothing was written. */
+export class DbUnavailableError extends HttpError {
+  override name = 'DbUnavailableError';
+  constructor(options?: { cause?: unknown }) {
+    super(503, 'DB_UNAVAILABLE', 'The database is temporarily unavailable; retry shortly', { 'retry-after': '1' });
+    if (options?.cause) this.cause = options.cause;
+  }
+}
+
+/**
+ * A failed query either is a query error (P2xxx: a constraint, a bad value — a bug, kept as is) or
+ * means the database is unreachable, slow or restarting (connection refused, reset, timed out):
+ * that becomes a DbUnavailableError, answered 503.
+ */
+export function toDbError(err: unknown): unknown {
+  if (err instanceof Prisma.PrismaClientKnownRequestError && err.code.startsWith('P2')) return err;
+  if (err instanceof Prisma.PrismaClientValidationError) return err;
+  return new DbUnavailableError({ cause: err });
+}

@@ -36,7 +36,8 @@ COPY --from=build /app/dist ./dist
 COPY prisma ./prisma
 USER node
 EXPOSE 3000
+# Readiness (PostgreSQL, Redis, not overloaded; answers within ~0.5 s); /healthz stays the liveness probe.
 # No curl in the slim image: node's fetch does the probe.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "dist/server.js"]

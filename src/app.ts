@@ -5,6 +5,7 @@ import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import underPressure from '@fastify/under-pressure';
 import {
   jsonSchemaTransform,
   serializerCompiler,
@@ -19,10 +20,15 @@ import type { Config } from './config/schema.js';
 import dbPlugin from './db/plugin.js';
 import errorHandler from './errors/handler.js';
 import { loggerOptions } from './logging/options.js';
+import requestLoggingPlugin from './logging/plugin.js';
+import { RequestLogController, requestIdFrom } from './logging/request-log.js';
+import metricsPlugin from './metrics/plugin.js';
+import { underPressureOptions } from './overload/options.js';
 import limitsPlugin from './ratelimit/plugin.js';
 import redisPlugin from './redis/plugin.js';
 import healthRoutes from './routes/health.js';
 import internalRoutes from './routes/internal/index.js';
+import metricsRoute from './routes/metrics.js';
 import jobsPlugin from './jobs/plugin.js';
 import resultsPlugin from './results/plugin.js';
 import kycRoutes from './routes/kyc/index.js';
@@ -46,12 +52,19 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config }
   await app.register(cors, { origin: config.CORS_ORIGINS.length > 0 ? config.CORS_ORIGINS : false });
   await app.register(configPlugin, { config });
   await app.register(redisPlugin);
+  await app.register(underPressure, underPressureOptions(config));
   await app.register(rateLimit, { global: false, redis: app.redis, nameSpace: `kyc:ratelimit:${config.CLOUDAUTH_ACCOUNT}:`, skipOnError: true });
   if (config.DOCS_ENABLED) {
     await app.register(swagger, {
       openapi: {
         info: { title: 'kyc-gateway', version: '0.1.0', description: 'Alibaba Cloud eKYC, merchant side' },
-        components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+        components: {
+          securitySchemes: {
+            bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+            apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },
+            metricsToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN' },
+          },
+        },
       },
       transform: jsonSchemaTransform,
     });
@@ -60,7 +73,9 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config }
 
   // App plugins
   await app.register(errorHandler);
+  await app.register(requestLoggingPlugin);
   await app.register(dbPlugin);
+  await app.register(metricsPlugin);
   await app.register(limitsPlugin);
   await app.register(authPlugin);
   await app.register(budgetPlugin);
@@ -71,6 +86,7 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config }
 
   // Routes
   await app.register(healthRoutes);
+  await app.register(metricsRoute);
   await app.register(kycRoutes, { prefix: '/kyc' });
   if (config.INTERNAL_API_KEY) await app.register(internalRoutes, { prefix: '/internal' });
 };
@@ -81,7 +97,8 @@ export async function buildApp(config: Config, opts: { logStream?: NodeJS.Writab
     logger: loggerOptions(config, opts.logStream),
     trustProxy: config.TRUST_PROXY,
     bodyLimit: 64 * 1024,
-    requestIdHeader: 'x-request-id',
+    genReqId: requestIdFrom,
+    logController: new RequestLogController(),
   }).withTypeProvider<ZodTypeProvider>();
   await app.register(fp(serviceApp), { config });
   return app;

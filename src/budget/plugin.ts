@@ -43,12 +43,12 @@ export default fp(
     app.decorate('budget', {
       acquire: async (api: string, options?: AcquireOptions) => {
         try {
-          await budget.acquire(api, options);
+          await app.metrics.budgetAcquire(api, () => budget.acquire(api, options));
         } catch (err) {
           throw budgetHttpError(err);
         }
       },
     });
   },
-  { name: 'budget', dependencies: ['config', 'redis'] },
+  { name: 'budget', dependencies: ['config', 'redis', 'metrics'] },
 );

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import fp from 'fastify-plugin';
+import { noteUpstreamRequestId } from '../logging/request-log.js';
 import { createCloudAuthClient } from './client.js';
 import { CloudAuthError } from './errors.js';
 import type { ApiName, CallOptions, CloudAuthApi } from './types.js';
@@ -38,7 +39,7 @@ export default fp(
      * Initialize may be repeated — back off (honouring x-acs-retry-after) and go again while the
      * deadline allows. Timeouts and every other failure are final.
      */
-    const metered = async <T>(api: ApiName, options: CallOptions = {}, call: (options: CallOptions) => Promise<T>): Promise<T> => {
+    const metered = async <T extends { requestId: string | undefined }>(api: ApiName, options: CallOptions = {}, call: (options: CallOptions) => Promise<T>): Promise<T> => {
       const deadlineAt = options.deadlineAt ?? Date.now() + config.CLOUDAUTH_TIMEOUT_MS;
       const log = options.log ?? app.log;
       for (let attempt = 1; ; attempt++) {
@@ -50,10 +51,14 @@ export default fp(
         const startedAt = Date.now();
         try {
           const result = await call({ ...options, deadlineAt });
+          app.metrics.upstreamCall(api, Date.now() - startedAt);
+          noteUpstreamRequestId(result.requestId);
           log.info({ api, attempt, budgetWaitMs: startedAt - queuedAt, upstreamMs: Date.now() - startedAt }, 'upstream call');
           return result;
         } catch (err) {
           if (!(err instanceof CloudAuthError)) throw err;
+          app.metrics.upstreamCall(api, Date.now() - startedAt, err);
+          noteUpstreamRequestId(err.details.requestId);
           const delay = throttleDelayMs(attempt, err.details.retryAfterMs);
           const retry = err.failure === 'throttled' && attempt < MAX_THROTTLED_ATTEMPTS && Date.now() + delay < deadlineAt;
           log.warn(
@@ -71,5 +76,5 @@ export default fp(
       checkResult: (request, options) => metered('CheckResult', options, (o) => client.checkResult(request, o)),
     } satisfies CloudAuthApi);
   },
-  { name: 'cloudauth', dependencies: ['config', 'budget'] },
+  { name: 'cloudauth', dependencies: ['config', 'budget', 'metrics'] },
 );

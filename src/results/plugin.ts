@@ -97,7 +97,7 @@ export default fp(
       if (!job) return;
       const log = app.log.child({ job: job.id, merchantBizId: job.data.merchantBizId, attempt: job.retryCount + 1 });
       try {
-        return { outcome: await checkSession({ ...deps, log }, job.data.merchantBizId, { lastAttempt: lastAttempt(job) }) };
+        return { outcome: await app.metrics.checkResult(checkSession({ ...deps, log }, job.data.merchantBizId, { lastAttempt: lastAttempt(job) })) };
       } catch (err) {
         log.warn({ reason: err instanceof Error ? err.message : String(err) }, 'CheckResult will be retried');
         throw err;
@@ -119,5 +119,5 @@ export default fp(
     await jobs.schedule(QUEUES.reconcile, config.RECONCILE_CRON);
     await jobs.schedule(QUEUES.purge, '17 * * * *');
   },
-  { name: 'results', dependencies: ['config', 'jobs', 'sessions', 'cloudauth'] },
+  { name: 'results', dependencies: ['config', 'jobs', 'sessions', 'cloudauth', 'metrics'] },
 );

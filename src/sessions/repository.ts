@@ -1,4 +1,5 @@
-import type { KycSession, PrismaClient } from '../generated/prisma/client.js';
+import type { Db } from '../db/plugin.js';
+import type { KycSession } from '../generated/prisma/client.js';
 import type { SealedDetails } from '../results/details-cipher.js';
 
 export type Session = KycSession;
@@ -13,7 +14,7 @@ export interface Reservation {
 
 /** All reads and writes of kyc_session. Every state change is a conditional update, safe under races. */
 export class SessionRepository {
-  constructor(private readonly prisma: PrismaClient) {}
+  constructor(private readonly prisma: Db) {}
 
   /** Inserts a pending session; returns false (and writes nothing) when the merchantBizId exists. */
   async reserve(r: Reservation): Promise<boolean> {

@@ -8,6 +8,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 export class TcpProxy {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  private readonly clients = new Set<Socket>();
   private mode: 'pass' | 'refuse' | 'blackhole' = 'pass';
   private delayMs = 0;
   port = 0;
@@ -22,6 +23,11 @@ export class TcpProxy {
     return this.port;
   }
 
+  /** Client connections currently open through (or held by) the proxy. */
+  get openConnections(): number {
+    return this.clients.size;
+  }
+
   /** Resets every open connection and refuses new ones. */
   cut(): void {
     this.mode = 'refuse';
@@ -32,6 +38,11 @@ export class TcpProxy {
   blackhole(): void {
     this.mode = 'blackhole';
     this.dropAll();
+  }
+
+  /** Keeps every connection open but forwards nothing more, on old and new ones (a hung peer). */
+  stall(): void {
+    this.mode = 'blackhole';
   }
 
   /** Adds latency to every chunk in both directions. */
@@ -62,11 +73,16 @@ export class TcpProxy {
 
   private accept(client: Socket): void {
     this.track(client);
+    this.clients.add(client);
+    client.on('close', () => this.clients.delete(client));
     if (this.mode === 'refuse') {
       client.resetAndDestroy();
       return;
     }
-    if (this.mode === 'blackhole') return; // held open, never answered
+    if (this.mode === 'blackhole') {
+      client.resume(); // read and drop what comes, so a close from the other side is seen
+      return;
+    }
     const upstream = connect(this.target.port, this.target.host);
     this.track(upstream);
     const pipe = (from: Socket, to: Socket) =>

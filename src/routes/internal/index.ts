@@ -1,7 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorResponseSchema } from '../../errors/schema.js';
+import { ERROR_GROUPS as E } from '../../errors/codes.js';
+import { errorResponses } from '../../errors/schema.js';
 import { HttpError } from '../../errors/http-error.js';
 import { publicStatus, PUBLIC_STATUSES } from '../../sessions/status.js';
 import { sessionParamsSchema } from '../kyc/schemas.js';
@@ -63,7 +64,7 @@ const internalRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ['internal'],
         security: [{ apiKey: [] }],
         params: sessionParamsSchema,
-        response: { 200: internalSessionSchema, 400: errorResponseSchema, 401: errorResponseSchema, 404: errorResponseSchema },
+        response: { 200: internalSessionSchema, ...errorResponses(E.overload, E.validation, 'INVALID_API_KEY', 'SESSION_NOT_FOUND') },
       },
     },
     async (request) => {

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { errorResponseSchema } from '../../errors/schema.js';
+import { ERROR_GROUPS as E } from '../../errors/codes.js';
+import { errorResponses } from '../../errors/schema.js';
 import { acceptCallback } from '../../sessions/callback.js';
 import { callbackQuerySchema, callbackResponseSchema } from './schemas.js';
 
@@ -15,16 +16,13 @@ const callbackRoute: FastifyPluginAsyncZod = async (app) => {
         querystring: callbackQuerySchema,
         response: {
           200: callbackResponseSchema,
-          400: errorResponseSchema,
-          403: errorResponseSchema,
-          409: errorResponseSchema,
-          429: errorResponseSchema,
+          ...errorResponses(E.overload, E.validation, E.rateLimit, 'CALLBACK_REJECTED', 'CALLBACK_CONFLICT'),
         },
       },
     },
     async (request) => {
       const q = request.query;
-      const result = await acceptCallback(
+      const result = await app.metrics.callback(acceptCallback(
         { sessions: app.sessions, log: request.log, requestCheck: app.results.requestCheck },
         {
           transactionId: q.transactionId,
@@ -33,7 +31,7 @@ const callbackRoute: FastifyPluginAsyncZod = async (app) => {
           callbackToken: q.callbackToken,
           merchantBizId: q.merchantBizId,
         },
-      );
+      ));
       return { result };
     },
   );

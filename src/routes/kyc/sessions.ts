@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { errorResponseSchema } from '../../errors/schema.js';
+import { ERROR_GROUPS as E } from '../../errors/codes.js';
+import { errorResponses } from '../../errors/schema.js';
 import { HttpError } from '../../errors/http-error.js';
 import { publicStatus } from '../../sessions/status.js';
 import { sessionParamsSchema, sessionResponseSchema } from './schemas.js';
@@ -14,7 +15,7 @@ const sessionsRoute: FastifyPluginAsyncZod = async (app) => {
         tags: ['kyc'],
         security: [{ bearerAuth: [] }],
         params: sessionParamsSchema,
-        response: { 200: sessionResponseSchema, 400: errorResponseSchema, 401: errorResponseSchema, 404: errorResponseSchema },
+        response: { 200: sessionResponseSchema, ...errorResponses(E.overload, E.validation, E.auth, 'SESSION_NOT_FOUND') },
       },
     },
     async (request) => {

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { errorResponseSchema } from '../../errors/schema.js';
+import { ERROR_GROUPS as E } from '../../errors/codes.js';
+import { errorResponses } from '../../errors/schema.js';
 import { startSession } from '../../sessions/start.js';
 import { startBodySchema, startResponseSchema } from './schemas.js';
 
@@ -16,13 +17,7 @@ const startRoute: FastifyPluginAsyncZod = async (app) => {
         response: {
           200: startResponseSchema.describe('The live verification already started with this merchantBizId.'),
           201: startResponseSchema,
-          400: errorResponseSchema,
-          401: errorResponseSchema,
-          409: errorResponseSchema,
-          429: errorResponseSchema,
-          502: errorResponseSchema,
-          503: errorResponseSchema,
-          504: errorResponseSchema,
+          ...errorResponses(E.overload, E.validation, E.body, E.auth, E.rateLimit, E.budget, E.upstream, 'DOC_TYPE_NOT_ALLOWED', 'RETURN_URL_NOT_ALLOWED', 'MERCHANT_BIZ_ID_TAKEN', 'SESSION_EXPIRED', 'SESSION_FAILED', 'SESSION_COMPLETED', 'SESSION_STARTING'),
         },
       },
     },

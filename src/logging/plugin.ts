@@ -1,0 +1,24 @@
+import fp from 'fastify-plugin';
+import { REQUEST_ID_HEADER, requestContext } from './request-log.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** RequestId of the last Alibaba call made for this request (logged with the request). */
+    upstreamRequestId: string | null;
+  }
+}
+
+/** Request ids echoed to the caller, and the request context upstream calls report to. */
+export default fp(
+  async (app) => {
+    app.decorateRequest('upstreamRequestId', null);
+    app.addHook('onSend', async (request, reply) => {
+      reply.header(REQUEST_ID_HEADER, request.id);
+    });
+    // Runs the rest of the request (route preHandlers, handler) inside the request's context.
+    app.addHook('preHandler', (request, _reply, done) => {
+      requestContext.run(request, done);
+    });
+  },
+  { name: 'request-logging' },
+);

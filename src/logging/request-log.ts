@@ -1,0 +1,58 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+
+/** The header a caller (or a proxy) may send a request id in; the id is echoed back in it. */
+export const REQUEST_ID_HEADER = 'x-request-id';
+/** An incoming request id is kept only when it looks like one (UUIDs, trace ids, base64). */
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:=+/-]{1,128}$/;
+const SANE_MERCHANT_BIZ_ID = /^[A-Za-z0-9]{1,32}$/;
+
+/** Fastify's genReqId: the caller's x-request-id when it is sane, else a new UUID. */
+export function requestIdFrom(req: IncomingMessage): string {
+  const incoming = req.headers[REQUEST_ID_HEADER];
+  return typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+/** The request an upstream call is made for (set around the route's handler, see plugin.ts). */
+export const requestContext = new AsyncLocalStorage<FastifyRequest>();
+
+/** Remembers Alibaba's RequestId of the last upstream call made for the current request, if any. */
+export function noteUpstreamRequestId(requestId: string | undefined): void {
+  const request = requestContext.getStore();
+  if (request && requestId) request.upstreamRequestId = requestId;
+}
+
+/** The merchantBizId a request names (params, query or body), when it is a valid one. */
+function merchantBizIdOf(request: FastifyRequest): string | undefined {
+  for (const source of [request.params, request.query, request.body]) {
+    const value = typeof source === 'object' && source !== null ? (source as Record<string, unknown>).merchantBizId : undefined;
+    if (typeof value === 'string' && SANE_MERCHANT_BIZ_ID.test(value)) return value;
+  }
+  return undefined;
+}
+
+/**
+ * Fastify's request logging, as one line per request: nothing on arrival, and on completion the
+ * request id (reqId), method, path (never the query string), route pattern, status, duration,
+ * the merchantBizId the request names and the RequestId of the last Alibaba call it made.
+ */
+export class RequestLogController extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const line = {
+      req: request,
+      route: request.routeOptions.url,
+      statusCode: reply.statusCode,
+      durationMs: Math.round(reply.elapsedTime * 10) / 10,
+      merchantBizId: merchantBizIdOf(request),
+      upstreamRequestId: request.upstreamRequestId ?? undefined,
+      ...(error ? { err: error } : {}),
+    };
+    if (error) reply.log.error(line, 'request errored');
+    else if (reply.statusCode >= 500) reply.log.warn(line, 'request completed');
+    else reply.log.info(line, 'request completed');
+  }
+}

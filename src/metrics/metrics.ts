@@ -1,0 +1,239 @@
+import { performance } from 'node:perf_hooks';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { BudgetExhaustedError, BudgetUnavailableError } from '../budget/errors.js';
+import { CloudAuthError } from '../cloudauth/errors.js';
+import { HttpError } from '../errors/http-error.js';
+import type { CheckOutcome } from '../results/check-result.js';
+import type { CallbackResult } from '../sessions/callback.js';
+import { PUBLIC_STATUSES } from '../sessions/status.js';
+
+/**
+ * The service's Prometheus metrics: one registry per app instance (tests build several apps in one
+ * process), with Node's default process metrics. Call sites use the helpers below, one line each.
+ */
+
+/** What every metric of the service is, also the source of the README's metrics table. */
+export const METRIC_DEFINITIONS = {
+  httpDuration: {
+    type: 'histogram',
+    name: 'kyc_http_request_duration_seconds',
+    help: 'HTTP requests by method, route pattern and status code, with their duration.',
+    labelNames: ['method', 'route', 'status_code'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  },
+  upstreamCalls: {
+    type: 'counter',
+    name: 'kyc_upstream_calls_total',
+    help: 'Calls to Alibaba cloudauth-intl (each throttled retry counts) by API and result: Success, the Alibaba code, or timeout / unreachable / aborted.',
+    labelNames: ['api', 'result'],
+  },
+  upstreamDuration: {
+    type: 'histogram',
+    name: 'kyc_upstream_call_duration_seconds',
+    help: 'Duration of calls to Alibaba cloudauth-intl by API and result (budget wait excluded).',
+    labelNames: ['api', 'result'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+  },
+  budgetWait: {
+    type: 'histogram',
+    name: 'kyc_budget_wait_seconds',
+    help: 'Time spent waiting for a slot of the QPS budget, by API and outcome (granted, exhausted, unavailable, aborted).',
+    labelNames: ['api', 'outcome'],
+    buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+  },
+  budgetRejections: {
+    type: 'counter',
+    name: 'kyc_budget_rejections_total',
+    help: 'Calls refused by the QPS budget, by API and reason: exhausted (429) or unavailable (Redis down, 503).',
+    labelNames: ['api', 'reason'],
+  },
+  budgetQueueDepth: {
+    type: 'gauge',
+    name: 'kyc_budget_queue_depth',
+    help: 'Callers of this process currently waiting for a slot of the QPS budget, by API.',
+    labelNames: ['api'],
+  },
+  callbacks: {
+    type: 'counter',
+    name: 'kyc_callbacks_total',
+    help: "Alibaba's callbacks that reached the handler (valid query, within the rate limit), by outcome: accepted, duplicate (exact redelivery), rejected (unknown transaction or wrong token, 403), conflict (contradicts the recorded outcome, 409), error.",
+    labelNames: ['outcome'],
+  },
+  checkResultJobs: {
+    type: 'counter',
+    name: 'kyc_check_result_jobs_total',
+    help: 'CheckResult job runs by outcome: passed, failed, expired, error (gave up), skipped (nothing to check), retry (will run again).',
+    labelNames: ['outcome'],
+  },
+  sessions: {
+    type: 'gauge',
+    name: 'kyc_sessions',
+    help: 'Stored sessions by status (the stored status: a pending session past its expiry counts as pending until reconciled). Counted on scrape.',
+    labelNames: ['status'],
+  },
+  sessionsCollectFailures: {
+    type: 'counter',
+    name: 'kyc_sessions_collect_failures_total',
+    help: 'Scrapes where counting sessions failed or took longer than 500 ms (kyc_sessions is then left out).',
+    labelNames: [],
+  },
+} as const;
+
+/** How long a scrape waits for the sessions count before leaving it out. */
+export const SESSIONS_COLLECT_TIMEOUT_MS = 500;
+
+export interface MetricsOptions {
+  /** Counts sessions by stored status (one GROUP BY query). */
+  countSessions?: () => Promise<Array<{ status: string; count: number }>>;
+  /** Told why a sessions count was left out. */
+  onCollectError?: (err: unknown) => void;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** An Alibaba code as a label value: bounded length and charset, so labels stay few and safe. */
+const labelSafe = (value: string) => (/^[A-Za-z0-9._-]{1,64}$/.test(value) ? value : 'other');
+
+export function upstreamResult(err: CloudAuthError): string {
+  switch (err.failure) {
+    case 'timeout':
+    case 'unreachable':
+    case 'aborted':
+      return err.failure;
+    default:
+      return labelSafe(err.upstreamCode);
+  }
+}
+
+export function createMetrics(options: MetricsOptions = {}) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  const d = METRIC_DEFINITIONS;
+
+  const httpDuration = new Histogram({ ...d.httpDuration, labelNames: [...d.httpDuration.labelNames], buckets: [...d.httpDuration.buckets], registers });
+  const upstreamCalls = new Counter({ ...d.upstreamCalls, labelNames: [...d.upstreamCalls.labelNames], registers });
+  const upstreamDuration = new Histogram({ ...d.upstreamDuration, labelNames: [...d.upstreamDuration.labelNames], buckets: [...d.upstreamDuration.buckets], registers });
+  const budgetWait = new Histogram({ ...d.budgetWait, labelNames: [...d.budgetWait.labelNames], buckets: [...d.budgetWait.buckets], registers });
+  const budgetRejections = new Counter({ ...d.budgetRejections, labelNames: [...d.budgetRejections.labelNames], registers });
+  const budgetQueueDepth = new Gauge({ ...d.budgetQueueDepth, labelNames: [...d.budgetQueueDepth.labelNames], registers });
+  const callbacks = new Counter({ ...d.callbacks, labelNames: [...d.callbacks.labelNames], registers });
+  const checkResultJobs = new Counter({ ...d.checkResultJobs, labelNames: [...d.checkResultJobs.labelNames], registers });
+
+  // One query at a time: a scrape that finds the previous count still running waits for it
+  // (within its own timeout) instead of piling up queries on a slow database.
+  let inFlight: Promise<Array<{ status: string; count: number }>> | undefined;
+  /** The current scrape's sessions count, awaited by the failures counter so it reports this scrape. */
+  let collected: Promise<void> = Promise.resolve();
+  const { countSessions } = options;
+  const sessions = new Gauge({
+    ...d.sessions,
+    labelNames: [...d.sessions.labelNames],
+    registers,
+    collect() {
+      this.reset();
+      collected = collectSessions(this);
+      return collected;
+    },
+  });
+  // Registered after `sessions`: a scrape reads metrics in registration order.
+  const sessionsCollectFailures = new Counter({
+    ...d.sessionsCollectFailures,
+    labelNames: [],
+    registers,
+    async collect() {
+      await collected;
+    },
+  });
+
+  async function collectSessions(gauge: Gauge): Promise<void> {
+    if (!countSessions) return;
+    inFlight ??= countSessions().finally(() => {
+      inFlight = undefined;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`sessions count took longer than ${SESSIONS_COLLECT_TIMEOUT_MS} ms`)), SESSIONS_COLLECT_TIMEOUT_MS);
+    });
+    try {
+      const rows = await Promise.race([inFlight, timeout]);
+      for (const status of PUBLIC_STATUSES) gauge.set({ status }, 0);
+      for (const row of rows) gauge.set({ status: row.status }, row.count);
+    } catch (err) {
+      sessionsCollectFailures.inc();
+      options.onCollectError?.(err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return {
+    registry,
+    httpDuration,
+    upstreamCalls,
+    upstreamDuration,
+    budgetWait,
+    budgetRejections,
+    budgetQueueDepth,
+    callbacks,
+    checkResultJobs,
+    sessions,
+
+    /** One upstream call that ended after `durationMs`: pass the error when it failed. */
+    upstreamCall(api: string, durationMs: number, err?: CloudAuthError): void {
+      const result = err ? upstreamResult(err) : 'Success';
+      upstreamCalls.inc({ api, result });
+      upstreamDuration.observe({ api, result }, durationMs / 1000);
+    },
+
+    /** Runs a budget acquisition, measuring the wait and the queue, and counting rejections. */
+    async budgetAcquire<T>(api: string, acquire: () => Promise<T>): Promise<T> {
+      const startedAt = performance.now();
+      budgetQueueDepth.inc({ api });
+      let outcome = 'granted';
+      try {
+        return await acquire();
+      } catch (err) {
+        outcome = err instanceof BudgetExhaustedError ? 'exhausted' : err instanceof BudgetUnavailableError ? 'unavailable' : 'aborted';
+        if (outcome !== 'aborted') budgetRejections.inc({ api, reason: outcome });
+        throw err;
+      } finally {
+        budgetQueueDepth.dec({ api });
+        budgetWait.observe({ api, outcome }, (performance.now() - startedAt) / 1000);
+      }
+    },
+
+    /** Counts the outcome of acceptCallback (and passes it on). */
+    async callback(accepted: Promise<CallbackResult>): Promise<CallbackResult> {
+      try {
+        const result = await accepted;
+        callbacks.inc({ outcome: result === 'recorded' ? 'accepted' : 'duplicate' });
+        return result;
+      } catch (err) {
+        const code = err instanceof HttpError ? err.code : undefined;
+        callbacks.inc({ outcome: code === 'CALLBACK_REJECTED' ? 'rejected' : code === 'CALLBACK_CONFLICT' ? 'conflict' : 'error' });
+        throw err;
+      }
+    },
+
+    /** Counts the outcome of one CheckResult job (and passes it on); a throw means it will be retried. */
+    async checkResult(checked: Promise<CheckOutcome>): Promise<CheckOutcome> {
+      try {
+        const outcome = await checked;
+        checkResultJobs.inc({ outcome });
+        return outcome;
+      } catch (err) {
+        checkResultJobs.inc({ outcome: 'retry' });
+        throw err;
+      }
+    },
+  };
+}
+
+/** The README's metrics table, written from METRIC_DEFINITIONS. */
+export function metricsTable(): string {
+  const rows = Object.values(METRIC_DEFINITIONS).map(
+    (m) => `| \`${m.name}\` | ${m.type} | ${m.labelNames.map((l) => `\`${l}\``).join(', ')} | ${m.help.replaceAll('|', '\\|')} |`,
+  );
+  return ['| Metric | Type | Labels | Meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}

@@ -18,7 +18,7 @@ import cloudauthPlugin from './cloudauth/plugin.js';
 import configPlugin from './config/plugin.js';
 import type { Config } from './config/schema.js';
 import dbPlugin from './db/plugin.js';
-import errorHandler from './errors/handler.js';
+import errorHandler, { frameworkErrors } from './errors/handler.js';
 import { loggerOptions } from './logging/options.js';
 import requestLoggingPlugin from './logging/plugin.js';
 import { RequestLogController, requestIdFrom } from './logging/request-log.js';
@@ -44,6 +44,8 @@ export interface AppOptions {
  * in Redis.
  */
 export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config }) => {
+  // First, so that every route (the docs' too) answers errors in the same envelope.
+  await app.register(errorHandler);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -72,7 +74,6 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config }
   }
 
   // App plugins
-  await app.register(errorHandler);
   await app.register(requestLoggingPlugin);
   await app.register(dbPlugin);
   await app.register(metricsPlugin);
@@ -98,6 +99,7 @@ export async function buildApp(config: Config, opts: { logStream?: NodeJS.Writab
     trustProxy: config.TRUST_PROXY,
     bodyLimit: 64 * 1024,
     genReqId: requestIdFrom,
+    frameworkErrors,
     logController: new RequestLogController(),
   }).withTypeProvider<ZodTypeProvider>();
   await app.register(fp(serviceApp), { config });

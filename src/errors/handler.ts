@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin';
-import type { FastifyError } from 'fastify';
+import helmetHeaders from 'helmet';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { HttpError } from './http-error.js';
 import type { ErrorResponse } from './schema.js';
@@ -52,3 +53,16 @@ export default fp(
   },
   { name: 'error-handler' },
 );
+
+const securityHeaders = helmetHeaders({ contentSecurityPolicy: false });
+
+/**
+ * Errors Fastify meets before routing (a malformed URL, a too-long path parameter): no hook runs
+ * for them, so the envelope and the security headers are applied here.
+ */
+export const frameworkErrors = (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+  securityHeaders(request.raw, reply.raw, () => {});
+  const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+  request.log.info({ code: err.code }, 'malformed request');
+  void reply.code(status).send({ code: 'BAD_REQUEST', message: 'Malformed request URL' } satisfies ErrorResponse);
+};

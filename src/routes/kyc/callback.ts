@@ -9,7 +9,7 @@ const callbackRoute: FastifyPluginAsyncZod = async (app) => {
   app.get(
     '/callback',
     {
-      preHandler: app.limits.callbackByIp,
+      onRequest: app.limits.callbackByIp,
       schema: {
         summary: 'Verification result webhook (called by Alibaba Cloud)',
         tags: ['kyc'],

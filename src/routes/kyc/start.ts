@@ -8,7 +8,9 @@ const startRoute: FastifyPluginAsyncZod = async (app) => {
   app.post(
     '/start',
     {
-      preHandler: [app.limits.startByIp, app.authenticate, app.limits.startByUser],
+      // Counted and authenticated before the body is even parsed: rejected requests count too.
+      onRequest: [app.limits.startByIp, app.authenticate],
+      preHandler: app.limits.startByUser,
       schema: {
         summary: 'Start an eKYC verification (calls Alibaba Initialize)',
         tags: ['kyc'],

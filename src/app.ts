@@ -73,6 +73,16 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config }
     await app.register(swaggerUi, { routePrefix: '/docs' });
   }
 
+  // On close, in-flight responses end their keep-alive connections: shutdown then waits for the
+  // requests being served, not for idle clients (Fastify's keep-alive timeout is 72 s).
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+
   // App plugins
   await app.register(requestLoggingPlugin);
   await app.register(dbPlugin);

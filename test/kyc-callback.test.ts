@@ -1,30 +1,24 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { clientFor } from './helpers/client.js';
+import { describe, test } from 'node:test';
 import { signToken } from './helpers/jwt.js';
-import { META_INFO, randomId, startStack, waitFor, type Stack } from './helpers/stack.js';
+import { META_INFO, randomId, waitFor } from './helpers/stack.js';
+import { useStack } from './helpers/use-stack.js';
 
-let stack: Stack;
-let api: ReturnType<typeof clientFor>;
-before(async () => {
-  stack = await startStack();
-  api = clientFor(stack);
-});
-after(() => stack.close());
+const ctx = useStack();
 
 /** A started verification and the token Alibaba will present for it. */
 async function started() {
   const sub = randomId('user-');
   const token = await signToken(sub);
-  const res = await api.start(token, { metaInfo: META_INFO });
+  const res = await ctx.api.start(token, { metaInfo: META_INFO });
   assert.equal(res.status, 201);
   const merchantBizId = String(res.body.merchantBizId);
   const transactionId = String(res.body.transactionId);
-  const callbackToken = (await api.sim.transaction(transactionId)).body.params.CallbackToken!;
+  const callbackToken = (await ctx.api.sim.transaction(transactionId)).body.params.CallbackToken!;
   return { token, merchantBizId, transactionId, callbackToken };
 }
 
-const row = (merchantBizId: string) => stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
+const row = (merchantBizId: string) => ctx.stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
 /** Waits for CheckResult (a background job) to decide the session. */
 const decided = (merchantBizId: string) =>
   waitFor(`a verdict for ${merchantBizId}`, async () => {
@@ -35,11 +29,11 @@ const decided = (merchantBizId: string) =>
 describe('GET /kyc/callback', () => {
   test('the simulator completing a verification records the outcome, visible on the status route', async () => {
     const s = await started();
-    assert.equal((await api.session(s.token, s.merchantBizId)).body.status, 'pending');
-    const done = await api.sim.complete(s.transactionId, 'Y', '200');
+    assert.equal((await ctx.api.session(s.token, s.merchantBizId)).body.status, 'pending');
+    const done = await ctx.api.sim.complete(s.transactionId, 'Y', '200');
     assert.equal(done.body.delivery.status, 200, 'the service accepted Alibaba\'s callback');
     await decided(s.merchantBizId);
-    const status = await api.session(s.token, s.merchantBizId);
+    const status = await ctx.api.session(s.token, s.merchantBizId);
     assert.equal(status.status, 200);
     assert.equal(status.body.status, 'passed');
     assert.equal(status.body.passed, 'Y');
@@ -51,16 +45,16 @@ describe('GET /kyc/callback', () => {
 
   test('a failed verification reads failed', async () => {
     const s = await started();
-    await api.sim.complete(s.transactionId, 'N', '205');
+    await ctx.api.sim.complete(s.transactionId, 'N', '205');
     await decided(s.merchantBizId);
-    const status = await api.session(s.token, s.merchantBizId);
+    const status = await ctx.api.session(s.token, s.merchantBizId);
     assert.equal(status.body.status, 'failed');
     assert.equal(status.body.subCode, '205');
   });
 
   test('accepts subcode spelled in lower case', async () => {
     const s = await started();
-    const res = await api.callback({ transactionId: s.transactionId, passed: 'Y', subcode: '200', callbackToken: s.callbackToken });
+    const res = await ctx.api.callback({ transactionId: s.transactionId, passed: 'Y', subcode: '200', callbackToken: s.callbackToken });
     assert.equal(res.status, 200);
     assert.equal((await row(s.merchantBizId)).callbackSubCode, '200');
   });
@@ -69,7 +63,7 @@ describe('GET /kyc/callback', () => {
     const s = await started();
     const other = await started();
     for (const callbackToken of ['x', other.callbackToken, s.callbackToken.slice(0, -1) + (s.callbackToken.endsWith('A') ? 'B' : 'A')]) {
-      const res = await api.callback({ transactionId: s.transactionId, passed: 'Y', subCode: '200', callbackToken });
+      const res = await ctx.api.callback({ transactionId: s.transactionId, passed: 'Y', subCode: '200', callbackToken });
       assert.equal(res.status, 403);
       assert.equal(res.body.code, 'CALLBACK_REJECTED');
     }
@@ -80,7 +74,7 @@ describe('GET /kyc/callback', () => {
 
   test('a missing token → 400 and nothing changes', async () => {
     const s = await started();
-    const res = await api.callback({ transactionId: s.transactionId, passed: 'Y', subCode: '200' });
+    const res = await ctx.api.callback({ transactionId: s.transactionId, passed: 'Y', subCode: '200' });
     assert.equal(res.status, 400);
     assert.equal(res.body.code, 'VALIDATION_ERROR');
     assert.equal((await row(s.merchantBizId)).callbackPassed, null);
@@ -88,7 +82,7 @@ describe('GET /kyc/callback', () => {
 
   test('an unknown transaction → the same 403 as a wrong token', async () => {
     const s = await started();
-    const res = await api.callback({ transactionId: 'hksbdoesnotexist', passed: 'Y', callbackToken: s.callbackToken });
+    const res = await ctx.api.callback({ transactionId: 'hksbdoesnotexist', passed: 'Y', callbackToken: s.callbackToken });
     assert.equal(res.status, 403);
     assert.equal(res.body.code, 'CALLBACK_REJECTED');
   });
@@ -96,27 +90,27 @@ describe('GET /kyc/callback', () => {
   test("a valid token for one transaction cannot complete another (even naming its merchantBizId)", async () => {
     const a = await started();
     const b = await started();
-    const res = await api.callback({ transactionId: b.transactionId, passed: 'Y', callbackToken: a.callbackToken, merchantBizId: b.merchantBizId });
+    const res = await ctx.api.callback({ transactionId: b.transactionId, passed: 'Y', callbackToken: a.callbackToken, merchantBizId: b.merchantBizId });
     assert.equal(res.status, 403);
     assert.equal((await row(b.merchantBizId)).callbackPassed, null);
   });
 
   test('bad passed values and duplicated keys → 400', async () => {
     const s = await started();
-    const bad = await api.callback({ transactionId: s.transactionId, passed: 'yes', callbackToken: s.callbackToken });
+    const bad = await ctx.api.callback({ transactionId: s.transactionId, passed: 'yes', callbackToken: s.callbackToken });
     assert.equal(bad.status, 400);
-    const dup = await fetch(`${stack.appUrl}/kyc/callback?transactionId=${s.transactionId}&passed=Y&passed=N&callbackToken=${s.callbackToken}`);
+    const dup = await fetch(`${ctx.stack.appUrl}/kyc/callback?transactionId=${s.transactionId}&passed=Y&passed=N&callbackToken=${s.callbackToken}`);
     assert.equal(dup.status, 400);
     assert.equal((await row(s.merchantBizId)).callbackPassed, null);
   });
 
   test('an exact redelivery → 200 duplicate, nothing changes', async () => {
     const s = await started();
-    await api.sim.complete(s.transactionId, 'Y', '200');
+    await ctx.api.sim.complete(s.transactionId, 'Y', '200');
     const before = await decided(s.merchantBizId);
-    const again = await api.sim.redeliver(s.transactionId);
+    const again = await ctx.api.sim.redeliver(s.transactionId);
     assert.equal(again.body.delivery.status, 200);
-    const direct = await api.callback({ transactionId: s.transactionId, passed: 'Y', subCode: '200', callbackToken: s.callbackToken });
+    const direct = await ctx.api.callback({ transactionId: s.transactionId, passed: 'Y', subCode: '200', callbackToken: s.callbackToken });
     assert.deepEqual(direct.body, { result: 'duplicate' });
     const after = await row(s.merchantBizId);
     assert.equal(after.updatedAt.getTime(), before.updatedAt.getTime());
@@ -124,10 +118,10 @@ describe('GET /kyc/callback', () => {
 
   test('a later callback with another outcome → 409, logged as tampering, outcome unchanged', async () => {
     const s = await started();
-    await api.sim.complete(s.transactionId, 'N', '205');
+    await ctx.api.sim.complete(s.transactionId, 'N', '205');
     await decided(s.merchantBizId);
     for (const [passed, subCode] of [['Y', '200'], ['N', '200'], ['Y', '205']] as const) {
-      const res = await api.callback({ transactionId: s.transactionId, passed, subCode, callbackToken: s.callbackToken });
+      const res = await ctx.api.callback({ transactionId: s.transactionId, passed, subCode, callbackToken: s.callbackToken });
       assert.equal(res.status, 409);
       assert.equal(res.body.code, 'CALLBACK_CONFLICT');
     }
@@ -136,13 +130,13 @@ describe('GET /kyc/callback', () => {
     assert.equal(r.passed, 'N');
     assert.equal(r.subCode, '205');
     assert.equal(r.callbackPassed, 'N');
-    assert.ok(stack.logs.lines.some((l) => l.includes('"callback_tamper"') && l.includes(s.merchantBizId)));
+    assert.ok(ctx.stack.logs.lines.some((l) => l.includes('"callback_tamper"') && l.includes(s.merchantBizId)));
   });
 
   test('racing contradictory callbacks: exactly one outcome wins', async () => {
     const s = await started();
     const results = await Promise.all(
-      ['Y', 'N', 'Y', 'N', 'Y', 'N'].map((passed) => api.callback({ transactionId: s.transactionId, passed, subCode: '200', callbackToken: s.callbackToken })),
+      ['Y', 'N', 'Y', 'N', 'Y', 'N'].map((passed) => ctx.api.callback({ transactionId: s.transactionId, passed, subCode: '200', callbackToken: s.callbackToken })),
     );
     const winners = results.filter((r) => r.status === 200 && r.body.result === 'recorded');
     assert.equal(winners.length, 1);
@@ -158,8 +152,8 @@ describe('GET /kyc/callback', () => {
 
   test('a session whose TransactionId was not stored is still completed through the merchantBizId in the CallbackUrl', async () => {
     const s = await started();
-    await stack.app.prisma.kycSession.update({ where: { merchantBizId: s.merchantBizId }, data: { transactionId: null } });
-    const done = await api.sim.complete(s.transactionId, 'Y', '200');
+    await ctx.stack.app.prisma.kycSession.update({ where: { merchantBizId: s.merchantBizId }, data: { transactionId: null } });
+    const done = await ctx.api.sim.complete(s.transactionId, 'Y', '200');
     assert.equal(done.body.delivery.status, 200);
     const r = await decided(s.merchantBizId);
     assert.equal(r.transactionId, s.transactionId);
@@ -168,28 +162,28 @@ describe('GET /kyc/callback', () => {
 
   test('the callback token never appears in the logs', async () => {
     const s = await started();
-    await api.sim.complete(s.transactionId, 'Y', '200');
-    await api.callback({ transactionId: s.transactionId, passed: 'N', callbackToken: s.callbackToken });
-    assert.ok(!stack.logs.text.includes(s.callbackToken));
-    assert.ok(!stack.logs.text.includes('callbackToken='));
+    await ctx.api.sim.complete(s.transactionId, 'Y', '200');
+    await ctx.api.callback({ transactionId: s.transactionId, passed: 'N', callbackToken: s.callbackToken });
+    assert.ok(!ctx.stack.logs.text.includes(s.callbackToken));
+    assert.ok(!ctx.stack.logs.text.includes('callbackToken='));
   });
 });
 
 describe('GET /kyc/sessions/:merchantBizId', () => {
   test('owner only: another user gets 404, as for a session that does not exist', async () => {
     const s = await started();
-    const other = await api.session(await signToken(randomId('user-')), s.merchantBizId);
+    const other = await ctx.api.session(await signToken(randomId('user-')), s.merchantBizId);
     assert.equal(other.status, 404);
     assert.equal(other.body.code, 'SESSION_NOT_FOUND');
-    const missing = await api.session(s.token, 'nosuchsession');
+    const missing = await ctx.api.session(s.token, 'nosuchsession');
     assert.equal(missing.status, 404);
     assert.deepEqual(other.body, missing.body);
-    assert.equal((await api.session(undefined, s.merchantBizId)).status, 401);
+    assert.equal((await ctx.api.session(undefined, s.merchantBizId)).status, 401);
   });
 
   test('shape of a pending session', async () => {
     const s = await started();
-    const res = await api.session(s.token, s.merchantBizId);
+    const res = await ctx.api.session(s.token, s.merchantBizId);
     assert.equal(res.status, 200);
     assert.deepEqual(Object.keys(res.body).sort(), ['expiresAt', 'merchantBizId', 'status', 'transactionId', 'updatedAt']);
     assert.equal(res.body.transactionId, s.transactionId);
@@ -198,17 +192,17 @@ describe('GET /kyc/sessions/:merchantBizId', () => {
   test('a session past expiresAt with no outcome reads expired; one with an outcome keeps it', async () => {
     const s = await started();
     const t = await started();
-    await api.sim.complete(t.transactionId, 'Y', '200');
+    await ctx.api.sim.complete(t.transactionId, 'Y', '200');
     await decided(t.merchantBizId);
     const past = new Date(Date.now() - 1000);
-    await stack.app.prisma.kycSession.updateMany({ where: { merchantBizId: { in: [s.merchantBizId, t.merchantBizId] } }, data: { expiresAt: past } });
-    assert.equal((await api.session(s.token, s.merchantBizId)).body.status, 'expired');
-    assert.equal((await api.session(t.token, t.merchantBizId)).body.status, 'passed');
+    await ctx.stack.app.prisma.kycSession.updateMany({ where: { merchantBizId: { in: [s.merchantBizId, t.merchantBizId] } }, data: { expiresAt: past } });
+    assert.equal((await ctx.api.session(s.token, s.merchantBizId)).body.status, 'expired');
+    assert.equal((await ctx.api.session(t.token, t.merchantBizId)).body.status, 'passed');
   });
 
   test('an invalid merchantBizId → 400', async () => {
     const s = await started();
-    const res = await api.session(s.token, 'bad-id');
+    const res = await ctx.api.session(s.token, 'bad-id');
     assert.equal(res.status, 400);
     assert.equal(res.body.code, 'VALIDATION_ERROR');
   });

@@ -1,28 +1,22 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { userRef } from '../src/auth/user-ref.js';
 import { hashCallbackToken } from '../src/sessions/callback-token.js';
-import { clientFor } from './helpers/client.js';
 import { signToken } from './helpers/jwt.js';
-import { META_INFO, randomId, startStack, type Stack } from './helpers/stack.js';
+import { META_INFO, randomId } from './helpers/stack.js';
+import { useStack } from './helpers/use-stack.js';
 
-let stack: Stack;
-let api: ReturnType<typeof clientFor>;
-before(async () => {
-  stack = await startStack();
-  api = clientFor(stack);
-});
-after(() => stack.close());
+const ctx = useStack();
 
 const newUser = () => randomId('user-');
 const tokenFor = (sub = newUser()) => signToken(sub);
-const initializeCalls = async () => (await api.sim.calls()).body.filter((c) => c.action === 'Initialize').length;
+const initializeCalls = async () => (await ctx.api.sim.calls()).body.filter((c) => c.action === 'Initialize').length;
 
 describe('POST /kyc/start', () => {
   test('starts a verification: 201 with the transaction, stored in Postgres with a 30-minute expiry', async () => {
     const sub = newUser();
     const before = Date.now();
-    const res = await api.start(await signToken(sub), { metaInfo: META_INFO, merchantBizId: randomId('biz') });
+    const res = await ctx.api.start(await signToken(sub), { metaInfo: META_INFO, merchantBizId: randomId('biz') });
     assert.equal(res.status, 201);
     const b = res.body as Record<string, string>;
     assert.match(b.transactionId!, /^hksb[0-9a-f]+$/);
@@ -31,16 +25,16 @@ describe('POST /kyc/start', () => {
     const expiresAt = Date.parse(b.expiresAt!);
     assert.ok(expiresAt >= before + 30 * 60_000 - 1000 && expiresAt <= Date.now() + 30 * 60_000 + 1000);
 
-    const row = await stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId: b.merchantBizId! } });
+    const row = await ctx.stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId: b.merchantBizId! } });
     assert.equal(row.transactionId, b.transactionId);
     assert.equal(row.transactionUrl, b.transactionUrl);
     assert.equal(row.status, 'pending');
-    assert.equal(row.userRef, userRef(stack.config.USER_ID_HASH_SECRET, sub));
+    assert.equal(row.userRef, userRef(ctx.stack.config.USER_ID_HASH_SECRET, sub));
     assert.equal(row.expiresAt.toISOString(), b.expiresAt);
   });
 
   test('generates a merchantBizId (32 letters/digits) when none is given', async () => {
-    const res = await api.start(await tokenFor());
+    const res = await ctx.api.start(await tokenFor());
     assert.equal(res.status, 201);
     assert.match(String(res.body.merchantBizId), /^[A-Za-z0-9]{32}$/);
   });
@@ -48,12 +42,12 @@ describe('POST /kyc/start', () => {
   test('sends MetaInfo byte for byte, a hashed MerchantUserId, policy and a per-transaction CallbackToken', async () => {
     const sub = 'alice@example.com';
     const metaInfo = '{ "zimVer":"3.0.0",  "deviceType":"h5", "note":"spaces & ünïcode *!()~\'" }';
-    const res = await api.start(await signToken(sub), { metaInfo, docType: '00000008', showOcrResult: false, showAlbumIcon: true, sceneCode: 'signup_1' });
+    const res = await ctx.api.start(await signToken(sub), { metaInfo, docType: '00000008', showOcrResult: false, showAlbumIcon: true, sceneCode: 'signup_1' });
     assert.equal(res.status, 201);
-    const tx = (await api.sim.transaction(String(res.body.transactionId))).body;
+    const tx = (await ctx.api.sim.transaction(String(res.body.transactionId))).body;
     const p = tx.params;
     assert.equal(p.MetaInfo, metaInfo);
-    assert.equal(p.MerchantUserId, userRef(stack.config.USER_ID_HASH_SECRET, sub));
+    assert.equal(p.MerchantUserId, userRef(ctx.stack.config.USER_ID_HASH_SECRET, sub));
     assert.ok(!JSON.stringify(p).includes(sub), 'the raw user id never reaches Alibaba');
     assert.equal(p.ProductCode, 'eKYC');
     assert.equal(p.SecurityLevel, '02');
@@ -63,27 +57,27 @@ describe('POST /kyc/start', () => {
     assert.equal(p.ShowOcrResult, '0');
     assert.equal(p.ShowAlbumIcon, '1');
     assert.equal(p.SceneCode, 'signup_1');
-    assert.equal(p.CallbackUrl, `${stack.appUrl}/kyc/callback?merchantBizId=${res.body.merchantBizId}`);
+    assert.equal(p.CallbackUrl, `${ctx.stack.appUrl}/kyc/callback?merchantBizId=${res.body.merchantBizId}`);
     assert.match(p.CallbackToken!, /^[A-Za-z0-9_-]{43}$/, '32 random bytes, base64url');
 
-    const row = await stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId: String(res.body.merchantBizId) } });
+    const row = await ctx.stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId: String(res.body.merchantBizId) } });
     assert.equal(row.callbackTokenHash, hashCallbackToken(p.CallbackToken!));
     assert.ok(!JSON.stringify(row).includes(p.CallbackToken!), 'only the hash is stored');
   });
 
   test('accepts metaInfo as an object and sends it as JSON text', async () => {
-    const res = await api.start(await tokenFor(), { metaInfo: { zimVer: '3.0.0', deviceType: 'h5' } });
+    const res = await ctx.api.start(await tokenFor(), { metaInfo: { zimVer: '3.0.0', deviceType: 'h5' } });
     assert.equal(res.status, 201);
-    const tx = (await api.sim.transaction(String(res.body.transactionId))).body;
+    const tx = (await ctx.api.sim.transaction(String(res.body.transactionId))).body;
     assert.deepEqual(JSON.parse(tx.params.MetaInfo!), { zimVer: '3.0.0', deviceType: 'h5' });
   });
 
   test('two starts get different callback tokens', async () => {
     const token = await tokenFor();
-    const a = await api.start(token);
-    const b = await api.start(token);
-    const ta = (await api.sim.transaction(String(a.body.transactionId))).body.params.CallbackToken;
-    const tb = (await api.sim.transaction(String(b.body.transactionId))).body.params.CallbackToken;
+    const a = await ctx.api.start(token);
+    const b = await ctx.api.start(token);
+    const ta = (await ctx.api.sim.transaction(String(a.body.transactionId))).body.params.CallbackToken;
+    const tb = (await ctx.api.sim.transaction(String(b.body.transactionId))).body.params.CallbackToken;
     assert.ok(ta && tb && ta !== tb);
   });
 });
@@ -111,7 +105,7 @@ describe('POST /kyc/start validation', () => {
   for (const [name, body, field] of invalid) {
     test(`400 VALIDATION_ERROR: ${name}`, async () => {
       const calls = await initializeCalls();
-      const res = await api.start(await tokenFor(), body);
+      const res = await ctx.api.start(await tokenFor(), body);
       assert.equal(res.status, 400);
       assert.equal(res.body.code, 'VALIDATION_ERROR');
       assert.ok(JSON.stringify(res.body.details).includes(field), `details name ${field}: ${JSON.stringify(res.body)}`);
@@ -124,7 +118,7 @@ describe('POST /kyc/start validation', () => {
   for (const field of policyFields) {
     test(`400: policy field ${field} in the body is refused and never reaches Alibaba`, async () => {
       const calls = await initializeCalls();
-      const res = await api.start(await tokenFor(), { metaInfo: META_INFO, [field]: 'attacker' });
+      const res = await ctx.api.start(await tokenFor(), { metaInfo: META_INFO, [field]: 'attacker' });
       assert.equal(res.status, 400);
       assert.equal(res.body.code, 'VALIDATION_ERROR');
       assert.ok(JSON.stringify(res.body).includes(field));
@@ -133,28 +127,28 @@ describe('POST /kyc/start validation', () => {
   }
 
   test('400 DOC_TYPE_NOT_ALLOWED for a documented doc type the merchant does not accept', async () => {
-    const res = await api.start(await tokenFor(), { metaInfo: META_INFO, docType: '00000001' });
+    const res = await ctx.api.start(await tokenFor(), { metaInfo: META_INFO, docType: '00000001' });
     assert.equal(res.status, 400);
     assert.equal(res.body.code, 'DOC_TYPE_NOT_ALLOWED');
   });
 
   test('returnUrl must be on an allowed origin', async () => {
-    const bad = await api.start(await tokenFor(), { metaInfo: META_INFO, returnUrl: 'https://evil.example/done' });
+    const bad = await ctx.api.start(await tokenFor(), { metaInfo: META_INFO, returnUrl: 'https://evil.example/done' });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.code, 'RETURN_URL_NOT_ALLOWED');
-    const lookalike = await api.start(await tokenFor(), { metaInfo: META_INFO, returnUrl: 'https://shop.example.evil.example/' });
+    const lookalike = await ctx.api.start(await tokenFor(), { metaInfo: META_INFO, returnUrl: 'https://shop.example.evil.example/' });
     assert.equal(lookalike.body.code, 'RETURN_URL_NOT_ALLOWED');
-    const good = await api.start(await tokenFor(), { metaInfo: META_INFO, returnUrl: 'https://shop.example/kyc/done?x=1' });
+    const good = await ctx.api.start(await tokenFor(), { metaInfo: META_INFO, returnUrl: 'https://shop.example/kyc/done?x=1' });
     assert.equal(good.status, 201);
-    const tx = (await api.sim.transaction(String(good.body.transactionId))).body;
+    const tx = (await ctx.api.sim.transaction(String(good.body.transactionId))).body;
     assert.equal(tx.params.ReturnUrl, 'https://shop.example/kyc/done?x=1');
   });
 
   test('a body that is not JSON → 400 with a code; a huge body → 413', async () => {
-    const notJson = await api.start(await tokenFor(), '{"metaInfo":');
+    const notJson = await ctx.api.start(await tokenFor(), '{"metaInfo":');
     assert.equal(notJson.status, 400);
     assert.equal(typeof notJson.body.code, 'string');
-    const huge = await api.start(await tokenFor(), JSON.stringify({ metaInfo: META_INFO, pad: 'x'.repeat(100_000) }));
+    const huge = await ctx.api.start(await tokenFor(), JSON.stringify({ metaInfo: META_INFO, pad: 'x'.repeat(100_000) }));
     assert.equal(huge.status, 413);
     assert.equal(huge.body.code, 'BODY_TOO_LARGE');
   });
@@ -164,10 +158,10 @@ describe('POST /kyc/start idempotency', () => {
   test('the same user repeating a live merchantBizId gets the same transaction without a new Initialize', async () => {
     const token = await tokenFor();
     const merchantBizId = randomId('idem');
-    const first = await api.start(token, { metaInfo: META_INFO, merchantBizId });
+    const first = await ctx.api.start(token, { metaInfo: META_INFO, merchantBizId });
     assert.equal(first.status, 201);
     const calls = await initializeCalls();
-    const again = await api.start(token, { metaInfo: META_INFO, merchantBizId });
+    const again = await ctx.api.start(token, { metaInfo: META_INFO, merchantBizId });
     assert.equal(again.status, 200);
     assert.deepEqual(again.body, first.body);
     assert.equal(await initializeCalls(), calls, 'no second Initialize (no double billing)');
@@ -177,7 +171,7 @@ describe('POST /kyc/start idempotency', () => {
     const token = await tokenFor();
     const merchantBizId = randomId('conc');
     const calls = await initializeCalls();
-    const results = await Promise.all([1, 2, 3, 4, 5].map(() => api.start(token, { metaInfo: META_INFO, merchantBizId })));
+    const results = await Promise.all([1, 2, 3, 4, 5].map(() => ctx.api.start(token, { metaInfo: META_INFO, merchantBizId })));
     assert.equal(results.filter((r) => r.status === 201).length, 1);
     for (const r of results.filter((r) => r.status !== 201)) {
       assert.ok(r.status === 200 || (r.status === 409 && r.body.code === 'SESSION_STARTING'), JSON.stringify(r.body));
@@ -187,8 +181,8 @@ describe('POST /kyc/start idempotency', () => {
 
   test("another user's merchantBizId → 409 MERCHANT_BIZ_ID_TAKEN, nothing revealed", async () => {
     const merchantBizId = randomId('taken');
-    assert.equal((await api.start(await tokenFor(), { metaInfo: META_INFO, merchantBizId })).status, 201);
-    const res = await api.start(await tokenFor(), { metaInfo: META_INFO, merchantBizId });
+    assert.equal((await ctx.api.start(await tokenFor(), { metaInfo: META_INFO, merchantBizId })).status, 201);
+    const res = await ctx.api.start(await tokenFor(), { metaInfo: META_INFO, merchantBizId });
     assert.equal(res.status, 409);
     assert.equal(res.body.code, 'MERCHANT_BIZ_ID_TAKEN');
     assert.equal(res.body.transactionId, undefined);
@@ -197,9 +191,9 @@ describe('POST /kyc/start idempotency', () => {
   test('an expired merchantBizId → 409 SESSION_EXPIRED', async () => {
     const token = await tokenFor();
     const merchantBizId = randomId('exp');
-    assert.equal((await api.start(token, { metaInfo: META_INFO, merchantBizId })).status, 201);
-    await stack.app.prisma.kycSession.update({ where: { merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
-    const res = await api.start(token, { metaInfo: META_INFO, merchantBizId });
+    assert.equal((await ctx.api.start(token, { metaInfo: META_INFO, merchantBizId })).status, 201);
+    await ctx.stack.app.prisma.kycSession.update({ where: { merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    const res = await ctx.api.start(token, { metaInfo: META_INFO, merchantBizId });
     assert.equal(res.status, 409);
     assert.equal(res.body.code, 'SESSION_EXPIRED');
   });
@@ -207,9 +201,9 @@ describe('POST /kyc/start idempotency', () => {
   test('a failed merchantBizId → 409 SESSION_FAILED', async () => {
     const token = await tokenFor();
     const merchantBizId = randomId('fail');
-    await api.sim.fault({ action: 'Initialize', status: 500, code: 'InternalError' });
-    assert.equal((await api.start(token, { metaInfo: META_INFO, merchantBizId })).status, 502);
-    const res = await api.start(token, { metaInfo: META_INFO, merchantBizId });
+    await ctx.api.sim.fault({ action: 'Initialize', status: 500, code: 'InternalError' });
+    assert.equal((await ctx.api.start(token, { metaInfo: META_INFO, merchantBizId })).status, 502);
+    const res = await ctx.api.start(token, { metaInfo: META_INFO, merchantBizId });
     assert.equal(res.status, 409);
     assert.equal(res.body.code, 'SESSION_FAILED');
   });
@@ -218,16 +212,16 @@ describe('POST /kyc/start idempotency', () => {
 describe('POST /kyc/start persistence and upstream errors', () => {
   test('the session row exists before Initialize is answered', async () => {
     const merchantBizId = randomId('order');
-    await api.sim.fault({ action: 'Initialize', status: 200, code: 'Success', delayMs: 800 });
-    const pending = api.start(await tokenFor(), { metaInfo: META_INFO, merchantBizId });
+    await ctx.api.sim.fault({ action: 'Initialize', status: 200, code: 'Success', delayMs: 800 });
+    const pending = ctx.api.start(await tokenFor(), { metaInfo: META_INFO, merchantBizId });
     await new Promise((r) => setTimeout(r, 400));
-    const row = await stack.app.prisma.kycSession.findUnique({ where: { merchantBizId } });
+    const row = await ctx.stack.app.prisma.kycSession.findUnique({ where: { merchantBizId } });
     assert.ok(row, 'reserved before the upstream call returned');
     assert.equal(row.status, 'pending');
     assert.equal(row.transactionId, null);
     const res = await pending;
     assert.equal(res.status, 201);
-    const done = await stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
+    const done = await ctx.stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
     assert.equal(done.transactionId, res.body.transactionId);
   });
 
@@ -246,55 +240,55 @@ describe('POST /kyc/start persistence and upstream errors', () => {
   for (const m of mappings) {
     test(`upstream ${m.name}; the session records the failure`, async () => {
       const merchantBizId = randomId('map');
-      await api.sim.fault({ action: 'Initialize', ...m.fault });
-      const res = await api.start(await tokenFor(), { metaInfo: META_INFO, merchantBizId });
+      await ctx.api.sim.fault({ action: 'Initialize', ...m.fault });
+      const res = await ctx.api.start(await tokenFor(), { metaInfo: META_INFO, merchantBizId });
       assert.equal(res.status, m.status, JSON.stringify(res.body));
       assert.equal(res.body.code, m.code);
       assert.equal(typeof res.body.message, 'string');
       if (m.code === 'UPSTREAM_THROTTLED') assert.equal(res.headers.get('retry-after'), '3');
-      const row = await stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
+      const row = await ctx.stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
       assert.equal(row.status, 'error');
       assert.equal(row.errorCode, m.code);
     });
   }
 
   test('Throttling.Api from Alibaba (another system on the account) is retried after x-acs-retry-after', async () => {
-    const before = (await api.sim.calls()).body.length;
-    await api.sim.fault({ action: 'Initialize', status: 403, code: 'Throttling.Api', retryAfterMs: 300, count: 2 });
+    const before = (await ctx.api.sim.calls()).body.length;
+    await ctx.api.sim.fault({ action: 'Initialize', status: 403, code: 'Throttling.Api', retryAfterMs: 300, count: 2 });
     const t0 = Date.now();
-    const res = await api.start(await tokenFor(), { metaInfo: META_INFO });
+    const res = await ctx.api.start(await tokenFor(), { metaInfo: META_INFO });
     assert.equal(res.status, 201);
     assert.ok(Date.now() - t0 >= 600, 'waited what Alibaba asked, twice');
-    const calls = (await api.sim.calls()).body.slice(before).filter((c) => c.action === 'Initialize');
+    const calls = (await ctx.api.sim.calls()).body.slice(before).filter((c) => c.action === 'Initialize');
     assert.deepEqual(calls.map((c) => c.code), ['Throttling.Api', 'Throttling.Api', 'Success']);
   });
 
   test('a timeout is never retried (Initialize may have created a transaction)', async () => {
-    const before = (await api.sim.calls()).body.length;
-    await api.sim.fault({ action: 'Initialize', status: 500, code: 'CONNECTION_RESET' });
-    const res = await api.start(await tokenFor(), { metaInfo: META_INFO });
+    const before = (await ctx.api.sim.calls()).body.length;
+    await ctx.api.sim.fault({ action: 'Initialize', status: 500, code: 'CONNECTION_RESET' });
+    const res = await ctx.api.start(await tokenFor(), { metaInfo: META_INFO });
     assert.equal(res.status, 504);
-    const calls = (await api.sim.calls()).body.slice(before).filter((c) => c.action === 'Initialize');
+    const calls = (await ctx.api.sim.calls()).body.slice(before).filter((c) => c.action === 'Initialize');
     assert.equal(calls.length, 1);
   });
 
   test('an upstream that hangs past the deadline → 504 UPSTREAM_TIMEOUT in time', async () => {
     const merchantBizId = randomId('hang');
-    await api.sim.fault({ action: 'Initialize', status: 200, code: 'Success', delayMs: 6000 });
+    await ctx.api.sim.fault({ action: 'Initialize', status: 200, code: 'Success', delayMs: 6000 });
     const t0 = Date.now();
-    const res = await api.start(await tokenFor(), { metaInfo: META_INFO, merchantBizId });
+    const res = await ctx.api.start(await tokenFor(), { metaInfo: META_INFO, merchantBizId });
     const took = Date.now() - t0;
     assert.equal(res.status, 504);
     assert.equal(res.body.code, 'UPSTREAM_TIMEOUT');
-    assert.ok(took < stack.config.CLOUDAUTH_TIMEOUT_MS + 1000, `answered after ${took} ms`);
+    assert.ok(took < ctx.stack.config.CLOUDAUTH_TIMEOUT_MS + 1000, `answered after ${took} ms`);
   });
 
   test('upstream errors log the RequestId but never the query string', async () => {
-    await api.sim.fault({ action: 'Initialize', status: 400, code: 'InvalidParameter', message: 'DocType is invalid' });
-    await api.start(await tokenFor(), { metaInfo: META_INFO });
-    const line = stack.logs.lines.map((l) => JSON.parse(l) as Record<string, any>).findLast((l) => l.msg === 'Initialize failed');
+    await ctx.api.sim.fault({ action: 'Initialize', status: 400, code: 'InvalidParameter', message: 'DocType is invalid' });
+    await ctx.api.start(await tokenFor(), { metaInfo: META_INFO });
+    const line = ctx.stack.logs.lines.map((l) => JSON.parse(l) as Record<string, any>).findLast((l) => l.msg === 'Initialize failed');
     assert.ok(line, 'a log line for the failure');
     assert.match(String(line.upstream.requestId), /[0-9A-F-]{8,}/);
-    assert.ok(!stack.logs.text.includes('zimVer'), 'MetaInfo never logged');
+    assert.ok(!ctx.stack.logs.text.includes('zimVer'), 'MetaInfo never logged');
   });
 });

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { clientFor } from './helpers/client.js';
+import { describe, test } from 'node:test';
 import { signToken } from './helpers/jwt.js';
-import { META_INFO, randomId, startStack, type Stack } from './helpers/stack.js';
+import { META_INFO, randomId } from './helpers/stack.js';
+import { useStack } from './helpers/use-stack.js';
 
 interface Line {
   msg: string;
@@ -16,15 +16,9 @@ interface Line {
   upstreamRequestId?: string;
 }
 
-let stack: Stack;
-let api: ReturnType<typeof clientFor>;
-before(async () => {
-  stack = await startStack();
-  api = clientFor(stack);
-});
-after(() => stack.close());
+const ctx = useStack();
 
-const lines = () => stack.logs.lines.map((l) => JSON.parse(l) as Line);
+const lines = () => ctx.stack.logs.lines.map((l) => JSON.parse(l) as Line);
 /** The completion line of one request; fails unless there is exactly one. */
 async function completionOf(reqId: string): Promise<Line> {
   await new Promise((r) => setTimeout(r, 20)); // logged once the response has finished
@@ -37,11 +31,11 @@ describe('one log line per request', () => {
   test('start: request id from x-request-id (echoed), route, status, duration, merchantBizId, upstream RequestId', async () => {
     const token = await signToken(randomId('user-'));
     const merchantBizId = randomId('rl');
-    const res = await api.start(token, { metaInfo: META_INFO, merchantBizId }, { 'x-request-id': 'trace-4bf92f35_00f067aa:1' });
+    const res = await ctx.api.start(token, { metaInfo: META_INFO, merchantBizId }, { 'x-request-id': 'trace-4bf92f35_00f067aa:1' });
     assert.equal(res.status, 201);
     assert.equal(res.headers.get('x-request-id'), 'trace-4bf92f35_00f067aa:1');
     const line = await completionOf('trace-4bf92f35_00f067aa:1');
-    const row = await stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
+    const row = await ctx.stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
     assert.ok(row.upstreamRequestId);
     assert.equal(line.msg, 'request completed');
     assert.deepEqual(
@@ -54,8 +48,8 @@ describe('one log line per request', () => {
 
   test('a failed upstream call still names its RequestId; a route with a path parameter logs its pattern', async () => {
     const token = await signToken(randomId('user-'));
-    await api.sim.fault({ action: 'Initialize', status: 400, code: 'InvalidParameter', message: 'x' });
-    const failed = await api.start(token, { metaInfo: META_INFO });
+    await ctx.api.sim.fault({ action: 'Initialize', status: 400, code: 'InvalidParameter', message: 'x' });
+    const failed = await ctx.api.start(token, { metaInfo: META_INFO });
     assert.equal(failed.status, 502);
     const line = await completionOf(failed.headers.get('x-request-id')!);
     assert.equal(line.statusCode, 502);
@@ -63,7 +57,7 @@ describe('one log line per request', () => {
     assert.equal(line.level, 40, '5xx completion lines are warnings');
 
     const merchantBizId = randomId('rl');
-    const read = await api.session(token, merchantBizId);
+    const read = await ctx.api.session(token, merchantBizId);
     const readLine = await completionOf(read.headers.get('x-request-id')!);
     assert.deepEqual(
       { route: readLine.route, url: readLine.req?.url, statusCode: readLine.statusCode, merchantBizId: readLine.merchantBizId, upstream: readLine.upstreamRequestId },
@@ -73,28 +67,28 @@ describe('one log line per request', () => {
 
   test('a request id that is not sane is replaced by a new one (and that one is echoed)', async () => {
     for (const bad of ['has space', 'x'.repeat(129), '<script>', 'ünïcode', '']) {
-      const res = await fetch(`${stack.appUrl}/healthz`, { headers: { 'x-request-id': bad } });
+      const res = await fetch(`${ctx.stack.appUrl}/healthz`, { headers: { 'x-request-id': bad } });
       const id = res.headers.get('x-request-id') ?? '';
       assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, `for ${JSON.stringify(bad.slice(0, 20))}`);
       const line = await completionOf(id);
       assert.equal(line.route, '/healthz');
     }
     // Without the header: a fresh id per request.
-    const a = (await fetch(`${stack.appUrl}/healthz`)).headers.get('x-request-id');
-    const b = (await fetch(`${stack.appUrl}/healthz`)).headers.get('x-request-id');
+    const a = (await fetch(`${ctx.stack.appUrl}/healthz`)).headers.get('x-request-id');
+    const b = (await fetch(`${ctx.stack.appUrl}/healthz`)).headers.get('x-request-id');
     assert.ok(a && b && a !== b);
   });
 
   test('errors and unknown routes get one line too; a merchantBizId that is not valid is not logged', async () => {
     const token = await signToken(randomId('user-'));
-    const invalid = await api.start(token, { metaInfo: META_INFO, merchantBizId: 'not valid!' }, { 'x-request-id': 'invalid-1' });
+    const invalid = await ctx.api.start(token, { metaInfo: META_INFO, merchantBizId: 'not valid!' }, { 'x-request-id': 'invalid-1' });
     assert.equal(invalid.status, 400);
     assert.equal(invalid.headers.get('x-request-id'), 'invalid-1');
     const line = await completionOf('invalid-1');
     assert.equal(line.statusCode, 400);
     assert.equal(line.merchantBizId, undefined);
 
-    const missing = await fetch(`${stack.appUrl}/no/such/route?token=secret`, { headers: { 'x-request-id': 'missing-1' } });
+    const missing = await fetch(`${ctx.stack.appUrl}/no/such/route?token=secret`, { headers: { 'x-request-id': 'missing-1' } });
     assert.equal(missing.status, 404);
     assert.equal(missing.headers.get('x-request-id'), 'missing-1');
     const missingLine = await completionOf('missing-1');

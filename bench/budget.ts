@@ -6,7 +6,8 @@
  * prints, per limiter: the peak number of Initialize arrivals in any sliding 1-s window ÷ N
  * (goal ≤ 1.00), utilisation = successful calls ÷ (N × seconds) (goal ≥ 0.95), Throttling.Api
  * answers (goal 0), the queue wait of granted calls (p50/p99) and 429s. Then the same with the
- * naive fixed-window limiter in its place. Prints numbers; asserts nothing.
+ * naive fixed-window limiter in its place. Prints numbers; asserts nothing. Knobs: BENCH_QPS,
+ * BENCH_SECONDS, BENCH_INSTANCES, BENCH_MARGIN_MS.
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -103,20 +104,9 @@ async function run(algorithm: 'sliding-log' | 'fixed-window', simUrl: string): P
   await Promise.all(inFlight);
   const calls = (await (await fetch(`${simUrl}/__sim/calls`)).json()) as Array<{ action: string; arrivedAt: number; code?: string }>;
   const waits = instances.flatMap((c) => c.logs.filter((l) => l.msg === 'upstream call').map((l) => Number(l.budgetWaitMs)));
-  if (process.env.BENCH_DEBUG) {
-    const ups = instances.flatMap((c) => c.logs.filter((l) => l.msg === 'upstream call').map((l) => Number(l.upstreamMs)));
-    console.error('upstreamMs p50/p99/max', percentile(ups, 50), percentile(ups, 99), Math.max(...ups));
-    const fails = instances.flatMap((c) => c.logs.filter((l) => l.msg === 'upstream call failed'));
-    console.error('failed calls', fails.length, JSON.stringify(fails.slice(0, 3)));
-  }
   for (const c of instances) await c.stop();
 
   const initialize = calls.filter((c) => c.action === 'Initialize');
-  if (process.env.BENCH_DEBUG) {
-    const t = initialize.map((c) => c.arrivedAt).sort((a, b) => a - b);
-    const gaps = t.slice(N).map((v, i) => v - t[i]!);
-    console.error('min gap between call i and i-N (ms):', Math.min(...gaps).toFixed(1), 'gaps < 1000:', gaps.filter((g) => g < 1000).map((g) => g.toFixed(0)).join(','));
-  }
   const ok = initialize.filter((c) => c.code === 'Success');
   const first = Math.min(...initialize.map((c) => c.arrivedAt));
   const last = Math.max(...initialize.map((c) => c.arrivedAt));

@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SignJWT } from 'jose';
+import pg from 'pg';
 import { migrate } from '../src/db/migrate.js';
 import { peakInWindow } from '../src/simulator/peak-window.js';
 import { percentile, startNode, type Child } from './lib/processes.js';
@@ -22,7 +23,10 @@ const OVERLOAD = 10;
 const INSTANCES = Number(process.env.BENCH_INSTANCES ?? 4);
 const SIM_PORT = 18090;
 const BASE_PORT = 13000;
-const DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+// A schema of its own, dropped at the end: benchmark sessions must not land in a dev or test database.
+const BENCH_SCHEMA = `bench_${randomBytes(4).toString('hex')}`;
+const DATABASE_URL = `${BASE_DATABASE_URL}${BASE_DATABASE_URL.includes('?') ? '&' : '?'}schema=${BENCH_SCHEMA}`;
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const JWT_SECRET = randomBytes(24).toString('hex');
 const SIM_KEY = { id: 'bench-key-id', secret: 'bench-key-secret' };
@@ -57,6 +61,7 @@ async function run(algorithm: 'sliding-log' | 'fixed-window', simUrl: string): P
         ALIBABA_CLOUD_ACCESS_KEY_SECRET: SIM_KEY.secret,
         CLOUDAUTH_ENDPOINT: simUrl,
         CLOUDAUTH_ACCOUNT: account,
+        JOBS_SCHEMA: `${BENCH_SCHEMA}_jobs`,
         CLOUDAUTH_QPS: String(N),
         CLOUDAUTH_BUDGET_ALGORITHM: algorithm,
         CLOUDAUTH_BUDGET_MARGIN_MS: process.env.BENCH_MARGIN_MS ?? '40',
@@ -145,6 +150,10 @@ async function main() {
     }
   } finally {
     await sim.stop();
+    const db = new pg.Client({ connectionString: BASE_DATABASE_URL });
+    await db.connect();
+    for (const schema of [BENCH_SCHEMA, `${BENCH_SCHEMA}_jobs`]) await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await db.end();
   }
 
   const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');

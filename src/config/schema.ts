@@ -120,8 +120,10 @@ export const envSchema = z.object({
     JOBS_WORKERS: bool('true').describe('Run job workers in this process (CheckResult, reconciliation, webhooks).'),
     JOBS_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(10).describe('CheckResult and webhook jobs run at once per process.'),
     JOBS_POLL_INTERVAL_S: z.coerce.number().min(0.5).max(60).default(2).describe('How often idle workers look for jobs (s).'),
+    JOBS_MAINTENANCE_INTERVAL_S: z.coerce.number().int().min(1).max(3600).default(120).describe('How often the job queue retries jobs that outlived their timeout (their process died mid-job) and archives finished ones (s).'),
     CHECK_RESULT_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(10).describe('CheckResult attempts per session before it is `error`.'),
     CHECK_RESULT_RETRY_DELAY_S: z.coerce.number().int().min(1).max(3600).default(5).describe('First retry delay of CheckResult and webhooks (s), doubling.'),
+    CHECK_RESULT_JOB_TIMEOUT_S: z.coerce.number().int().min(1).max(3600).default(120).describe('A CheckResult job still running after this long counts as failed and is retried (e.g. its process was killed mid-call); above CLOUDAUTH_TIMEOUT_MS + 2 × DATABASE_TIMEOUT_MS (s).'),
     RECONCILE_CRON: z.string().default('* * * * *').describe('When to look for expired sessions without a callback (cron).'),
 });
 
@@ -148,6 +150,10 @@ export const configSchema = envSchema
     }
     if (c.MERCHANT_WEBHOOK_URL && !c.MERCHANT_WEBHOOK_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['MERCHANT_WEBHOOK_SECRET'], message: 'is required with MERCHANT_WEBHOOK_URL' });
+    }
+    if (c.CHECK_RESULT_JOB_TIMEOUT_S * 1000 <= c.CLOUDAUTH_TIMEOUT_MS + 2 * c.DATABASE_TIMEOUT_MS) {
+      // A job runs one CheckResult (within CLOUDAUTH_TIMEOUT_MS) and two queries: a shorter timeout would retry it while it still runs.
+      ctx.addIssue({ code: 'custom', path: ['CHECK_RESULT_JOB_TIMEOUT_S'], message: 'must exceed CLOUDAUTH_TIMEOUT_MS + 2 × DATABASE_TIMEOUT_MS' });
     }
     if (c.KYC_DOC_TYPES.length > 0 && !c.KYC_DOC_TYPES.includes(c.KYC_DEFAULT_DOC_TYPE)) {
       ctx.addIssue({ code: 'custom', path: ['KYC_DEFAULT_DOC_TYPE'], message: 'must be one of KYC_DOC_TYPES' });

@@ -23,6 +23,8 @@ export default fp(
       application_name: 'kyc-gateway-jobs',
       schedule: app.config.JOBS_WORKERS,
       supervise: app.config.JOBS_WORKERS,
+      // Maintenance is what retries a job whose process died mid-job, once the job's timeout has passed.
+      maintenanceIntervalSeconds: app.config.JOBS_MAINTENANCE_INTERVAL_S,
     });
     boss.on('error', (err) => app.log.error({ err: { message: err.message } }, 'job queue error'));
     await boss.start();

@@ -43,8 +43,14 @@ export default fp(
     const { config, jobs, sessions } = app;
     const cipher = new DetailsCipher(config.KYC_DETAILS_KEYS, config.KYC_DETAILS_KEY_ID);
     const retry = { retryDelay: config.CHECK_RESULT_RETRY_DELAY_S, retryBackoff: true };
-    await jobs.createQueue(QUEUES.check, { name: QUEUES.check, policy: 'stately', retryLimit: config.CHECK_RESULT_MAX_ATTEMPTS - 1, expireInSeconds: 120, ...retry });
-    await jobs.createQueue(QUEUES.notify, { name: QUEUES.notify, policy: 'stately', retryLimit: NOTIFY_ATTEMPTS - 1, ...retry });
+    /** createQueue keeps an existing queue's options: update them so a changed configuration applies to new jobs. */
+    const ensureQueue = async (options: PgBoss.Queue) => {
+      await jobs.createQueue(options.name, { ...options });
+      await jobs.updateQueue(options.name, { ...options });
+    };
+    // A job still active after expireInSeconds (its process was killed mid-call) is retried by the queue's maintenance.
+    await ensureQueue({ name: QUEUES.check, policy: 'stately', retryLimit: config.CHECK_RESULT_MAX_ATTEMPTS - 1, expireInSeconds: config.CHECK_RESULT_JOB_TIMEOUT_S, ...retry });
+    await ensureQueue({ name: QUEUES.notify, policy: 'stately', retryLimit: NOTIFY_ATTEMPTS - 1, ...retry });
     await jobs.createQueue(QUEUES.reconcile, { name: QUEUES.reconcile, policy: 'singleton' });
     await jobs.createQueue(QUEUES.purge, { name: QUEUES.purge, policy: 'singleton' });
 

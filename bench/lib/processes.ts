@@ -10,14 +10,20 @@ export interface Child {
   stop(): Promise<void>;
 }
 
+export interface StartOptions {
+  /** Which stdout lines to parse and keep (default: all); parsing every line of a flood costs CPU. */
+  keepLine?: (line: string) => boolean;
+}
+
 /** Spawns `node <script>` with `env` and waits until `GET url` answers. */
-export async function startNode(script: string, env: Record<string, string>, readyUrl: string): Promise<Child> {
+export async function startNode(script: string, env: Record<string, string>, readyUrl: string, options: StartOptions = {}): Promise<Child> {
   const child = spawn(process.execPath, [script], {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const logs: Array<Record<string, unknown>> = [];
   createInterface({ input: child.stdout! }).on('line', (line) => {
+    if (options.keepLine && !options.keepLine(line)) return;
     try {
       logs.push(JSON.parse(line) as Record<string, unknown>);
     } catch {

@@ -57,14 +57,22 @@ describe('PostgreSQL down or slow', () => {
     });
   }
 
-  test('the status route and the callback answer 503 too, with a code', async () => {
+  test('the status route and a genuine callback answer 503 too, with a code; a forged callback is still refused', async () => {
     const token = await signToken(randomId('u'));
+    const started = await api.start(token, { metaInfo: META_INFO });
+    assert.equal(started.status, 201);
+    const { transactionId, merchantBizId } = started.body;
+    const callbackToken = (await api.sim.transaction(transactionId)).body.params.CallbackToken!;
+    const forgedToken = `${callbackToken.slice(0, 20)}${callbackToken[20] === 'A' ? 'B' : 'A'}${callbackToken.slice(21)}`;
     proxy.cut();
     const status = await api.session(token, 'abc123');
-    const callback = await api.callback({ transactionId: 'hksbx', passed: 'Y', callbackToken: 'x' });
+    const callback = await api.callback({ transactionId, merchantBizId, passed: 'Y', subCode: '200', callbackToken });
+    // A token this service did not make is refused without reading the database.
+    const forged = await api.callback({ transactionId, merchantBizId, passed: 'Y', subCode: '200', callbackToken: forgedToken });
     proxy.restore();
     assert.deepEqual([status.status, status.body.code], [503, 'DB_UNAVAILABLE']);
     assert.deepEqual([callback.status, callback.body.code], [503, 'DB_UNAVAILABLE']);
+    assert.deepEqual([forged.status, forged.body.code], [403, 'CALLBACK_REJECTED']);
   });
 });
 

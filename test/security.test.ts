@@ -674,7 +674,8 @@ describe('no secrets in the OpenAPI document or in error responses', () => {
     const jwt = await signToken(randomId('user-'));
     for (const req of [
       { method: 'GET', url: '/kyc/sessions/abc', headers: { authorization: `Bearer ${jwt}` } },
-      { method: 'GET', url: `/kyc/callback?${qs({ transactionId: 'hksb0', passed: 'Y', callbackToken: 'x' })}` },
+      // A token of this service's making: a forged one is refused before any query.
+      { method: 'GET', url: `/kyc/callback?${qs({ transactionId: 'hksb0', passed: 'Y', callbackToken: app.callbackTokens.issue().token })}` },
     ] as const) {
       const res = await app.inject(req);
       assert.equal(res.statusCode, 500, res.body);

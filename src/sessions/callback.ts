@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { HttpError } from '../errors/http-error.js';
-import { callbackTokenMatches } from './callback-token.js';
+import { callbackTokenMatches, type CallbackTokens } from './callback-token.js';
 import type { Session, SessionRepository } from './repository.js';
 
 export interface CallbackInput {
@@ -28,6 +28,7 @@ const rejected = () =>
  */
 export interface CallbackDeps {
   sessions: SessionRepository;
+  callbackTokens: CallbackTokens;
   log: FastifyBaseLogger;
   /** Queues the CheckResult that decides the outcome (durably: it survives a restart). */
   requestCheck: (merchantBizId: string) => Promise<void>;
@@ -35,6 +36,9 @@ export interface CallbackDeps {
 
 export async function acceptCallback(deps: CallbackDeps, input: CallbackInput): Promise<CallbackResult> {
   const { sessions, log } = deps;
+  // A token this service never made is refused before any database read: a flood of forged
+  // callbacks costs an HMAC each, and the answer cannot depend on whether the transaction exists.
+  if (!deps.callbackTokens.isGenuine(input.callbackToken)) throw rejected();
   const session = await findSession(sessions, input);
   const tokenOk = callbackTokenMatches(input.callbackToken, session?.callbackTokenHash ?? NO_SESSION_HASH);
   if (!session || !tokenOk) {
@@ -56,7 +60,8 @@ export async function acceptCallback(deps: CallbackDeps, input: CallbackInput): 
     }
   }
 
-  const current = (await sessions.findByMerchantBizId(session.merchantBizId)) ?? session;
+  // Recorded earlier, or just now by a concurrent delivery (then read what that one wrote).
+  const current = session.callbackPassed === null ? ((await sessions.findByMerchantBizId(session.merchantBizId)) ?? session) : session;
   if (current.callbackPassed === input.passed && current.callbackSubCode === subCode && current.transactionId === input.transactionId) {
     return 'duplicate';
   }
@@ -73,12 +78,10 @@ export async function acceptCallback(deps: CallbackDeps, input: CallbackInput): 
 }
 
 async function findSession(sessions: SessionRepository, input: CallbackInput): Promise<Session | null> {
-  // Both lookups, always: a miss must cost what a hit costs, or timing tells whether a transaction exists.
-  const [byTransaction, byBizId] = await Promise.all([
-    sessions.findByTransactionId(input.transactionId),
-    input.merchantBizId ? sessions.findByMerchantBizId(input.merchantBizId) : Promise.resolve(null),
-  ]);
-  if (byTransaction) return byTransaction;
+  // Only genuine tokens get here, so how long this takes tells a forger nothing.
+  const byTransaction = await sessions.findByTransactionId(input.transactionId);
+  if (byTransaction || !input.merchantBizId) return byTransaction;
   // Only a session that never stored its TransactionId may be matched this way.
+  const byBizId = await sessions.findByMerchantBizId(input.merchantBizId);
   return byBizId && byBizId.transactionId === null ? byBizId : null;
 }

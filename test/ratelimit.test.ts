@@ -42,13 +42,19 @@ describe('inbound limits', () => {
     assert.equal((await ctx.api.start(await signToken(randomId('u')), { metaInfo: META_INFO }, from('198.51.100.8'))).status, 201);
   });
 
-  test('callbacks are limited per IP separately from starts', async () => {
-    const q = { transactionId: 'hksbnope', passed: 'Y', callbackToken: 'x' };
-    const call = (ip: string) => fetch(`${ctx.stack.appUrl}/kyc/callback?${new URLSearchParams(q)}`, { headers: from(ip) });
+  test('callbacks with a token of this service are limited per IP, separately from starts; forged ones are refused before', async () => {
+    // A token this service made (for no stored transaction): it passes the MAC check, reaches the limit, then 403.
+    const q = { transactionId: 'hksbnope', passed: 'Y', callbackToken: ctx.stack.app.callbackTokens.issue().token };
+    const call = (ip: string, query: Record<string, string> = q) =>
+      fetch(`${ctx.stack.appUrl}/kyc/callback?${new URLSearchParams(query)}`, { headers: from(ip) });
     const statuses = [];
     for (let i = 0; i < 5; i++) statuses.push((await call('203.0.113.5')).status);
     assert.deepEqual(statuses, [403, 403, 403, 403, 429]);
     assert.equal((await call('203.0.113.6')).status, 403);
+    // A forged token costs an HMAC and is refused as such, without spending the address's allowance.
+    assert.equal((await call('203.0.113.7', { ...q, callbackToken: 'x' })).status, 403);
+    for (let i = 0; i < 4; i++) assert.equal((await call('203.0.113.7')).status, 403);
+    assert.equal((await call('203.0.113.7')).status, 429);
     // The start limit of that address is untouched.
     assert.equal((await ctx.api.start(await signToken(randomId('u')), { metaInfo: META_INFO }, from('203.0.113.5'))).status, 201);
   });

@@ -13,6 +13,11 @@ export class HttpError extends Error {
     message: string,
     readonly headers: Record<string, string> = {},
   ) {
+    // An answer to the caller, not a fault: capturing a stack trace would cost more than the
+    // answer (a flood of forged callbacks is thousands of these per second) and tell nobody anything.
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = stackTraceLimit;
   }
 }

@@ -17,7 +17,7 @@ export type CallbackResult = 'recorded' | 'duplicate';
 /** Compared against when no session matches, so a miss costs what a hit costs. */
 const NO_SESSION_HASH = '0'.repeat(64);
 
-const rejected = () =>
+export const rejectedCallback = () =>
   new HttpError(403, 'CALLBACK_REJECTED', 'Unknown transaction or invalid callback token');
 
 /**
@@ -38,12 +38,12 @@ export async function acceptCallback(deps: CallbackDeps, input: CallbackInput): 
   const { sessions, log } = deps;
   // A token this service never made is refused before any database read: a flood of forged
   // callbacks costs an HMAC each, and the answer cannot depend on whether the transaction exists.
-  if (!deps.callbackTokens.isGenuine(input.callbackToken)) throw rejected();
+  if (!deps.callbackTokens.isGenuine(input.callbackToken)) throw rejectedCallback();
   const session = await findSession(sessions, input);
   const tokenOk = callbackTokenMatches(input.callbackToken, session?.callbackTokenHash ?? NO_SESSION_HASH);
   if (!session || !tokenOk) {
     log.warn({ found: Boolean(session) }, 'callback rejected');
-    throw rejected();
+    throw rejectedCallback();
   }
 
   const subCode = input.subCode ?? null;

@@ -16,7 +16,20 @@ export class DbUnavailableError extends HttpError {
  * that becomes a DbUnavailableError, answered 503.
  */
 export function toDbError(err: unknown): unknown {
+  if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2010') {
+    // A raw query ($executeRaw) failed: PostgreSQL answered with an error (a SQLSTATE), or never answered.
+    return isAnsweredByPostgres(err) ? err : new DbUnavailableError({ cause: err });
+  }
   if (err instanceof Prisma.PrismaClientKnownRequestError && err.code.startsWith('P2')) return err;
   if (err instanceof Prisma.PrismaClientValidationError) return err;
   return new DbUnavailableError({ cause: err });
+}
+
+/** SQLSTATE classes that mean "the server is going away or cannot serve now", not "your query is wrong". */
+const UNAVAILABLE_SQLSTATE = /^(08|53|57P)|^57014$/;
+
+function isAnsweredByPostgres(err: Prisma.PrismaClientKnownRequestError): boolean {
+  const cause = (err.meta?.driverAdapterError as { cause?: { originalCode?: unknown } } | undefined)?.cause;
+  const sqlState = typeof cause?.originalCode === 'string' ? cause.originalCode : undefined;
+  return sqlState !== undefined && !UNAVAILABLE_SQLSTATE.test(sqlState);
 }

@@ -34,3 +34,15 @@ test('a full flow logs JSON lines without tokens, secrets, MetaInfo or user ids'
   }
   assert.ok(text.includes('/kyc/callback'), 'requests are logged (by path)');
 });
+
+test('a forged callback is logged at debug (a flood must not flood the logs); a refused genuine one at info', async () => {
+  const api = clientFor(stack);
+  const lineOf = (requestId: string) =>
+    stack.logs.lines.map((l) => JSON.parse(l) as { reqId?: string; msg?: string; level?: number }).find((l) => l.reqId === requestId && l.msg === 'request completed');
+  const call = (requestId: string, callbackToken: string) =>
+    fetch(`${stack.appUrl}/kyc/callback?${new URLSearchParams({ transactionId: 'hksbnone', passed: 'Y', callbackToken })}`, { headers: { 'x-request-id': requestId } });
+  assert.equal((await call('forged-callback-1', 'A'.repeat(43))).status, 403);
+  assert.equal((await call('genuine-callback-1', stack.app.callbackTokens.issue().token)).status, 403);
+  assert.equal(lineOf('forged-callback-1')?.level, 20);
+  assert.equal(lineOf('genuine-callback-1')?.level, 30);
+});

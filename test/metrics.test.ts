@@ -57,10 +57,11 @@ describe('/metrics', () => {
     const transactionId = String(started.body.transactionId);
     await api.sim.complete(transactionId, 'Y', '200');
     await waitFor('passed', async () => ((await api.session(token, merchantBizId)).body.status === 'passed' ? true : undefined));
-    // Redelivered (duplicate), forged (rejected) and contradicting (conflict) callbacks.
+    // Redelivered (duplicate), forged, rejected (a token of ours, another transaction's) and contradicting (conflict) callbacks.
     await api.sim.redeliver(transactionId);
     const callbackToken = (await api.sim.transaction(transactionId)).body.params.CallbackToken!;
     assert.equal((await api.callback({ transactionId, passed: 'Y', callbackToken: 'forged' })).status, 403);
+    assert.equal((await api.callback({ transactionId, passed: 'Y', callbackToken: stack.app.callbackTokens.issue().token })).status, 403);
     assert.equal((await api.callback({ transactionId, passed: 'N', subCode: '200', callbackToken })).status, 409);
     const after = await scrape();
 
@@ -69,7 +70,7 @@ describe('/metrics', () => {
     assert.equal(httpCount('/kyc/start', '201', 'POST'), 1);
     // The route label is the pattern, never the URL.
     assert.ok(httpCount('/kyc/sessions/:merchantBizId', '200') >= 1);
-    assert.equal(httpCount('/kyc/callback', '403'), 1);
+    assert.equal(httpCount('/kyc/callback', '403'), 2);
     for (const k of after.keys()) assert.ok(!k.includes(merchantBizId) && !k.includes(transactionId), `a label holds an id: ${k}`);
 
     assert.equal(delta(before, after, key('kyc_upstream_calls_total', { api: 'Initialize', result: 'Success' })), 1);
@@ -78,6 +79,7 @@ describe('/metrics', () => {
     assert.equal(delta(before, after, key('kyc_budget_wait_seconds_count', { api: 'Initialize', outcome: 'granted' })), 1);
     assert.equal(delta(before, after, key('kyc_callbacks_total', { outcome: 'accepted' })), 1);
     assert.equal(delta(before, after, key('kyc_callbacks_total', { outcome: 'duplicate' })), 1);
+    assert.equal(delta(before, after, key('kyc_callbacks_total', { outcome: 'forged' })), 1);
     assert.equal(delta(before, after, key('kyc_callbacks_total', { outcome: 'rejected' })), 1);
     assert.equal(delta(before, after, key('kyc_callbacks_total', { outcome: 'conflict' })), 1);
     assert.equal(delta(before, after, key('kyc_check_result_jobs_total', { outcome: 'passed' })), 1);

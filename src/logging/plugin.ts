@@ -5,6 +5,11 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** RequestId of the last Alibaba call made for this request (logged with the request). */
     upstreamRequestId: string | null;
+    /**
+     * Log this request's line at debug: for refusals a flood produces by the thousand (forged
+     * callbacks), which metrics count instead; a flood must not become a log flood.
+     */
+    logQuietly: boolean;
   }
 }
 
@@ -12,6 +17,7 @@ declare module 'fastify' {
 export default fp(
   async (app) => {
     app.decorateRequest('upstreamRequestId', null);
+    app.decorateRequest('logQuietly', false);
     app.addHook('onSend', async (request, reply) => {
       reply.header(REQUEST_ID_HEADER, request.id);
     });

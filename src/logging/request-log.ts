@@ -53,6 +53,7 @@ export class RequestLogController extends LogController {
     };
     if (error) reply.log.error(line, 'request errored');
     else if (reply.statusCode >= 500) reply.log.warn(line, 'request completed');
+    else if (request.logQuietly) reply.log.debug(line, 'request completed');
     else reply.log.info(line, 'request completed');
   }
 }

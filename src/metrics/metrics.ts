@@ -56,7 +56,7 @@ export const METRIC_DEFINITIONS = {
   callbacks: {
     type: 'counter',
     name: 'kyc_callbacks_total',
-    help: "Alibaba's callbacks that reached the handler (valid query, within the rate limit), by outcome: accepted, duplicate (exact redelivery), rejected (unknown transaction or wrong token, 403), conflict (contradicts the recorded outcome, 409), error.",
+    help: "Alibaba's callbacks with a valid query, by outcome: forged (a token this service never made, 403, refused before the rate limit), accepted, duplicate (exact redelivery), rejected (a token of ours, but not this transaction's, 403), conflict (contradicts the recorded outcome, 409), error.",
     labelNames: ['outcome'],
   },
   checkResultJobs: {
@@ -201,6 +201,11 @@ export function createMetrics(options: MetricsOptions = {}) {
         budgetQueueDepth.dec({ api });
         budgetWait.observe({ api, outcome }, (performance.now() - startedAt) / 1000);
       }
+    },
+
+    /** Counts a callback whose token this service never made. */
+    forgedCallback(): void {
+      callbacks.inc({ outcome: 'forged' });
     },
 
     /** Counts the outcome of acceptCallback (and passes it on). */

@@ -13,7 +13,10 @@ const callbackRoute: FastifyPluginAsyncZod = async (app) => {
       // database), so a forged flood costs little; what gets through is limited per IP.
       preHandler: [
         async (request) => {
-          if (!app.callbackTokens.isGenuine(request.query.callbackToken)) throw rejectedCallback();
+          if (app.callbackTokens.isGenuine(request.query.callbackToken)) return;
+          app.metrics.forgedCallback();
+          request.logQuietly = true;
+          throw rejectedCallback();
         },
         app.limits.callbackByIp,
       ],

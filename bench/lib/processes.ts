@@ -13,11 +13,13 @@ export interface Child {
 export interface StartOptions {
   /** Which stdout lines to parse and keep (default: all); parsing every line of a flood costs CPU. */
   keepLine?: (line: string) => boolean;
+  /** Extra node flags, e.g. --cpu-prof (not allowed in NODE_OPTIONS). */
+  nodeArgs?: string[];
 }
 
 /** Spawns `node <script>` with `env` and waits until `GET url` answers. */
 export async function startNode(script: string, env: Record<string, string>, readyUrl: string, options: StartOptions = {}): Promise<Child> {
-  const child = spawn(process.execPath, [script], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script], {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -2,11 +2,13 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import PgBoss from 'pg-boss';
 import { buildApp } from '../src/app.js';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, verifyWebhook } from '../src/results/notify.js';
+import { QUEUES } from '../src/results/plugin.js';
 import { clientFor } from './helpers/client.js';
 import { signToken } from './helpers/jwt.js';
-import { dropSchemas, freePort, LogCapture, META_INFO, randomId, startStack, waitFor, type Stack } from './helpers/stack.js';
+import { DATABASE_URL, dropSchemas, freePort, LogCapture, META_INFO, randomId, startStack, waitFor, type Stack } from './helpers/stack.js';
 
 const KEY_1 = `k1:${randomBytes(32).toString('base64')}`;
 const KEY_2 = `k2:${randomBytes(32).toString('base64')}`;
@@ -193,6 +195,136 @@ describe('durability', () => {
       await second?.close();
       await sim.sim.close();
       await dropSchemas(sim.config);
+    }
+  });
+});
+
+/**
+ * A process SIGKILLed mid-CheckResult leaves its job `active` until CHECK_RESULT_JOB_TIMEOUT_S
+ * (120 s) has passed and maintenance retries it. The stately check queue lets a second job of the
+ * same session be `created` next to it, and pg-boss then fails (silently) every fetch of the queue
+ * that reaches that job: no session's CheckResult would run until the orphan expired. Each test
+ * has a stack of its own, so its job queue holds only the jobs it makes, with one CheckResult
+ * worker: several workers fetching at the same moment can skip the row a failing fetch holds
+ * locked, which lets some jobs through by chance and would make the test flaky.
+ */
+describe('a CheckResult job orphaned by a killed process', () => {
+  /** Another pg-boss on the stack's job queue, as the killed process was. */
+  async function withBoss<T>(own: Stack, fn: (boss: PgBoss) => Promise<T>): Promise<T> {
+    const boss = new PgBoss({ connectionString: DATABASE_URL, schema: own.config.JOBS_SCHEMA, max: 1, migrate: false, supervise: false, schedule: false });
+    boss.on('error', () => {});
+    await boss.start();
+    try {
+      return await fn(boss);
+    } finally {
+      await boss.stop({ graceful: false });
+    }
+  }
+  /** Queues a session's CheckResult and starts it, never to finish it: what the kill leaves behind. */
+  const orphanCheck = (own: Stack, merchantBizId: string) =>
+    withBoss(own, async (boss) => {
+      // Not due yet, so the stack's workers leave it; fetched here regardless.
+      const id = await boss.send(QUEUES.check, { merchantBizId }, { singletonKey: merchantBizId, startAfter: 3600 });
+      const [job] = await boss.fetch(QUEUES.check, { ignoreStartAfter: true });
+      assert.ok(id && job?.id === id, 'the orphan is the job started');
+      return id;
+    });
+  /** The session's check jobs that are queued, waiting to retry or running. */
+  const liveChecks = async (own: Stack, merchantBizId: string) =>
+    (
+      await own.app.prisma.$queryRawUnsafe<Array<{ state: string }>>(
+        `SELECT state::text FROM "${own.config.JOBS_SCHEMA}".job WHERE name = $1 AND singleton_key = $2 AND state <= 'active'`,
+        QUEUES.check,
+        merchantBizId,
+      )
+    ).map((j) => j.state);
+  /** The callback was recorded 3 minutes ago and the session is still verifying: the sweep's "stuck" case. */
+  const verifyingSince3Min = (own: Stack, merchantBizId: string) =>
+    own.app.prisma.$executeRaw`
+      UPDATE kyc_session SET status = 'verifying', callback_passed = 'Y', callback_sub_code = '200',
+             callback_at = now() - interval '3 minutes', updated_at = now() - interval '3 minutes'
+       WHERE merchant_biz_id = ${merchantBizId}`;
+  /** One CheckResult worker (see above); no scheduled sweep: the tests run it when they mean to. */
+  const ownStack = () => startStack({ env: { JOBS_CONCURRENCY: '1', RECONCILE_CRON: '0 0 1 1 *' } });
+  /** What maintenance does once the orphan's CHECK_RESULT_JOB_TIMEOUT_S has passed: fail it, to be retried. */
+  const expireOrphan = (own: Stack, id: string) =>
+    withBoss(own, (boss) => boss.fail(QUEUES.check, id, { message: 'job failed by timeout in active state' }));
+  const until = (own: Stack, merchantBizId: string, status: string, timeoutMs = 5000) =>
+    waitFor(`${merchantBizId} to be ${status}`, async () => ((await statusIn(own, merchantBizId)) === status ? true : undefined), timeoutMs);
+  /** Alibaba has the verdict (the user finished), whether or not the callback reached us. */
+  const finishedAtAlibaba = (own: Stack, transactionId: string) =>
+    fetch(`${own.simUrl}/__sim/transactions/${transactionId}/result`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ Passed: 'Y', SubCode: '200' }),
+    });
+  const startIn = async (own: Stack) => {
+    const token = await signToken(randomId('user-'));
+    const res = await clientFor(own).start(token, { metaInfo: META_INFO });
+    assert.equal(res.status, 201);
+    return { merchantBizId: String(res.body.merchantBizId), transactionId: String(res.body.transactionId) };
+  };
+  const statusIn = async (own: Stack, merchantBizId: string) =>
+    (await own.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } })).status;
+  /** Another session's CheckResult, after the callback: it must run as soon as usual (well under a second). */
+  const otherSessionIsDecided = async (own: Stack) => {
+    const b = await startIn(own);
+    await clientFor(own).sim.complete(b.transactionId, 'Y', '200');
+    await until(own, b.merchantBizId, 'passed');
+  };
+
+  test('the sweep leaves a session whose job is orphaned alone: other sessions are still checked; the orphan\'s retry decides it', async () => {
+    const own = await ownStack();
+    try {
+      const a = await startIn(own);
+      await finishedAtAlibaba(own, a.transactionId);
+      await verifyingSince3Min(own, a.merchantBizId);
+      const orphan = await orphanCheck(own, a.merchantBizId);
+
+      await own.app.results.reconcile();
+      assert.deepEqual(await liveChecks(own, a.merchantBizId), ['active'], 'no second job next to the orphan');
+      await otherSessionIsDecided(own);
+
+      // Once the orphan expires, its retry decides A.
+      await expireOrphan(own, orphan);
+      await until(own, a.merchantBizId, 'passed', 10_000);
+    } finally {
+      await own.close();
+    }
+  });
+
+  test('a callback for a session whose job is orphaned queues nothing more: other sessions are still checked', async () => {
+    const own = await ownStack();
+    try {
+      // The sweep asked CheckResult for an expired session, and the process died during the call; then the callback comes.
+      const c = await startIn(own);
+      await own.app.prisma.kycSession.update({ where: { merchantBizId: c.merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
+      const orphan = await orphanCheck(own, c.merchantBizId);
+      const delivered = await clientFor(own).sim.complete(c.transactionId, 'Y', '200');
+      assert.equal(delivered.body.delivery.status, 200);
+      assert.equal(await statusIn(own, c.merchantBizId), 'verifying');
+      assert.deepEqual(await liveChecks(own, c.merchantBizId), ['active'], 'no second job next to the orphan');
+      await otherSessionIsDecided(own);
+
+      // Once the orphan expires, its retry reads the session again (now verifying) and decides C.
+      await expireOrphan(own, orphan);
+      await until(own, c.merchantBizId, 'passed', 10_000);
+    } finally {
+      await own.close();
+    }
+  });
+
+  test('a session stuck verifying with no job at all (lost between the callback and the queue) is queued by the sweep', async () => {
+    const own = await ownStack();
+    try {
+      const d = await startIn(own);
+      await finishedAtAlibaba(own, d.transactionId);
+      await verifyingSince3Min(own, d.merchantBizId);
+      assert.deepEqual(await liveChecks(own, d.merchantBizId), []);
+      assert.equal((await own.app.results.reconcile()).queued, 1);
+      await until(own, d.merchantBizId, 'passed');
+    } finally {
+      await own.close();
     }
   });
 });

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin';
+import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { splitSchemaParam } from '../db/url.js';
 
@@ -6,6 +7,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Durable jobs in PostgreSQL (pg-boss): they survive restarts and crashes, and retry with backoff. */
     jobs: PgBoss;
+    /**
+     * Runs `fn` in one transaction on the job queue's database. Its `db` runs SQL in the
+     * transaction; passed as the `db` option of `jobs.send`, it inserts the job in it.
+     */
+    jobsTransaction<T>(fn: (db: PgBoss.Db) => Promise<T>): Promise<T>;
   }
 }
 
@@ -16,8 +22,9 @@ declare module 'fastify' {
  */
 export default fp(
   async (app) => {
+    const { connectionString } = splitSchemaParam(app.config.DATABASE_URL);
     const boss = new PgBoss({
-      connectionString: splitSchemaParam(app.config.DATABASE_URL).connectionString,
+      connectionString,
       schema: app.config.JOBS_SCHEMA,
       max: 4,
       application_name: 'kyc-gateway-jobs',
@@ -28,10 +35,32 @@ export default fp(
     });
     boss.on('error', (err) => app.log.error({ err: { message: err.message } }, 'job queue error'));
     await boss.start();
+
+    // pg-boss's pool runs one statement per call: transactions take a connection of their own.
+    const txPool = new pg.Pool({ connectionString, max: 2, application_name: 'kyc-gateway-jobs' });
+    txPool.on('error', (err) => app.log.error({ err: { message: err.message } }, 'job queue error'));
+    const jobsTransaction = async <T>(fn: (db: PgBoss.Db) => Promise<T>): Promise<T> => {
+      const client = await txPool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        const result = await fn({ executeSql: (text, values) => client.query(text, values) });
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    };
+
     app.decorate('jobs', boss);
+    app.decorate('jobsTransaction', jobsTransaction);
     app.addHook('onClose', async () => {
       // Let running jobs finish (a crash mid-job is also safe: the job is retried after it expires).
       await boss.stop({ graceful: true, wait: true, timeout: 10_000 });
+      await txPool.end();
     });
   },
   { name: 'jobs', dependencies: ['config'] },

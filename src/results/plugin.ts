@@ -8,9 +8,9 @@ import { deliverEvent, sessionEvent } from './notify.js';
 declare module 'fastify' {
   interface FastifyInstance {
     results: {
-      /** Queues the CheckResult that decides a session (deduplicated per session). */
+      /** Queues the CheckResult that decides a session, unless it has one queued or running. */
       requestCheck(merchantBizId: string): Promise<void>;
-      /** One reconciliation sweep (also run on RECONCILE_CRON): returns how many sessions were queued or expired. */
+      /** One reconciliation sweep (also run on RECONCILE_CRON): returns how many sessions it queued a CheckResult for or expired. */
       reconcile(): Promise<{ queued: number; expired: number }>;
       /** Purges stored details past KYC_RESULT_RETENTION_DAYS (also run hourly). */
       purgeDetails(): Promise<number>;
@@ -26,6 +26,7 @@ export const QUEUES = {
   purge: 'kyc_purge_details',
 } as const;
 
+/** A session verifying this long with no CheckResult job queued or running lost its job (see sendCheck). */
 const STUCK_VERIFYING_MS = 2 * 60_000;
 const RECONCILE_BATCH = 500;
 const NOTIFY_ATTEMPTS = 12;
@@ -67,19 +68,42 @@ export default fp(
       await jobs.send(QUEUES.notify, { merchantBizId }, { singletonKey: merchantBizId, startAfter: 1 });
     };
 
+    /**
+     * Queues a session's CheckResult unless a job of it is already queued, waiting to retry or
+     * running: that job, which reads the session when it runs, decides it. The stately queue accepts
+     * a second job beside such a one, but pg-boss 10 cannot start it: the fetch that reaches it
+     * breaks the one-active-job-per-key index and fails whole, so the queue stops until the other
+     * job ends, for a job orphaned by a killed process CHECK_RESULT_JOB_TIMEOUT_S + maintenance later
+     * (pg-boss #535). A stuck threshold above that would not do: a new job started beside the
+     * orphan's retry blocks the queue the same way when the retry comes due. The lock per session
+     * orders the two senders (callback, sweep), so no job can appear between the look and the insert.
+     */
+    const sendCheck = (merchantBizId: string): Promise<boolean> =>
+      app.jobsTransaction(async (db) => {
+        await db.executeSql('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [QUEUES.check, merchantBizId]);
+        // The predicate of pg-boss's stately index (job_i3 on each queue's partition), which serves this look.
+        const { rows } = await db.executeSql(
+          `SELECT 1 FROM ${config.JOBS_SCHEMA}.job
+            WHERE name = $1 AND COALESCE(singleton_key, '') = $2 AND state <= 'active' AND policy = 'stately' LIMIT 1`,
+          [QUEUES.check, merchantBizId],
+        );
+        if (rows.length > 0) return false;
+        return (await jobs.send(QUEUES.check, { merchantBizId }, { singletonKey: merchantBizId, db })) !== null;
+      });
+
     const requestCheck = async (merchantBizId: string) => {
-      await jobs.send(QUEUES.check, { merchantBizId }, { singletonKey: merchantBizId });
-      wake('check');
+      if (await sendCheck(merchantBizId)) wake('check');
     };
 
     const reconcile = async () => {
       const now = new Date();
       const expired = await sessions.expireUnstarted(now);
       const due = await sessions.findToReconcile(now, new Date(now.getTime() - STUCK_VERIFYING_MS), RECONCILE_BATCH);
-      for (const { merchantBizId } of due) await jobs.send(QUEUES.check, { merchantBizId }, { singletonKey: merchantBizId });
-      if (due.length > 0) wake('check');
-      if (due.length > 0 || expired > 0) app.log.info({ queued: due.length, expired }, 'reconciliation sweep');
-      return { queued: due.length, expired };
+      let queued = 0;
+      for (const { merchantBizId } of due) if (await sendCheck(merchantBizId)) queued++;
+      if (queued > 0) wake('check');
+      if (queued > 0 || expired > 0) app.log.info({ queued, expired }, 'reconciliation sweep');
+      return { queued, expired };
     };
 
     const purgeDetails = async () => {

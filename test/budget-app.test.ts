@@ -40,6 +40,20 @@ describe('the QPS budget, seen through POST /kyc/start', () => {
     assert.equal(rows, created.length, 'no half-started sessions are left behind');
   });
 
+  test('over the budget, a new start is refused at once and a repeated start still gets its session', async () => {
+    const stack = await startStack({ env: { CLOUDAUTH_QPS_INITIALIZE: '1', CLOUDAUTH_BUDGET_WAIT_MS: '0' } });
+    stacks.push(stack);
+    const api = clientFor(stack);
+    const token = await signToken(randomId('u'));
+    const first = randomId('first');
+    assert.equal((await api.start(token, { metaInfo: META_INFO, merchantBizId: first })).status, 201);
+    const refused = await api.start(token, { metaInfo: META_INFO, merchantBizId: randomId('refused') });
+    assert.deepEqual([refused.status, refused.body.code], [429, 'QPS_BUDGET_EXHAUSTED']);
+    const again = await api.start(token, { metaInfo: META_INFO, merchantBizId: first });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.merchantBizId, first);
+  });
+
   test('Redis down: 503 BUDGET_UNAVAILABLE quickly and no upstream call; recovery without a restart', async () => {
     const port = await freePort();
     const redis = await startRedis(port);

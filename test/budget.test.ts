@@ -176,6 +176,18 @@ describe('QpsBudget on the shared Redis', () => {
     assert.ok(performance.now() - r <= 320);
   });
 
+  test('check() answers what an acquire now would get, and reserves nothing', async () => {
+    const redis = await ready(client());
+    const budget = new QpsBudget({ redis, keyPrefix: prefix(), account: 'acct', limits: 2, maxWaitMs: 300 });
+    for (let i = 0; i < 10; i++) await budget.check('Initialize');
+    assert.equal(await redis.zcard(budget.keyFor('Initialize')), 0, 'looking takes no slot');
+    await Promise.all([budget.acquire('Initialize'), budget.acquire('Initialize')]);
+    // Both slots of this second are taken and the next is ~1 s away, beyond the 300-ms wait.
+    await assert.rejects(budget.check('Initialize'), (err: unknown) => isExhausted(err) && (err as BudgetExhaustedError).retryAfterMs > 0);
+    await budget.check('Initialize', { maxWaitMs: 2000 });
+    assert.equal(await redis.zcard(budget.keyFor('Initialize')), 2);
+  });
+
   test('abort while queued rejects promptly and gives the slot to a later request', async () => {
     const redis = await ready(client());
     const budget = new QpsBudget({

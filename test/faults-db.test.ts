@@ -76,6 +76,24 @@ describe('PostgreSQL down or slow', () => {
   });
 });
 
+describe('overload does not reach PostgreSQL', () => {
+  test('with the QPS budget full, a start is refused 429 without touching the database (down here)', async () => {
+    // Fill the next ~3 s of the account's Initialize budget, as a busy fleet would.
+    const key = `kyc:budget:${stack.config.CLOUDAUTH_ACCOUNT}:Initialize`;
+    const [seconds, micros] = (await stack.app.redis.time()).map(Number) as [number, number];
+    const nowUs = seconds * 1e6 + micros;
+    const n = stack.config.CLOUDAUTH_QPS;
+    const members = Array.from({ length: 3 * n }, (_, i) => [nowUs + Math.floor(i / n) * 1.05e6, `fill-${i}`] as const);
+    await stack.app.redis.zadd(key, ...members.flat());
+    await stack.app.redis.pexpire(key, 5000);
+    proxy.cut();
+    const res = await api.start(await signToken(randomId('u')), { metaInfo: META_INFO });
+    proxy.restore();
+    await stack.app.redis.del(key);
+    assert.deepEqual([res.status, res.body.code], [429, 'QPS_BUDGET_EXHAUSTED']);
+  });
+});
+
 describe('PostgreSQL fails after Initialize succeeded', () => {
   test('a short outage: the TransactionId is written by a retry', async () => {
     const merchantBizId = randomId('retry');

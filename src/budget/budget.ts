@@ -53,6 +53,7 @@ type ReserveFn = (
   windowUs: number,
   maxWaitUs: number,
   member: string,
+  peek?: '1',
 ) => Promise<unknown>;
 
 interface ReserveReply {
@@ -137,6 +138,36 @@ export class QpsBudget {
     const n = Object.hasOwn(this.limits, api) ? this.limits[api] : undefined;
     if (n === undefined) throw new TypeError(`no QPS limit configured for API "${api}"`);
     return n;
+  }
+
+  /**
+   * Rejects with BudgetExhaustedError when a call to `api` queued now would find no slot within
+   * `maxWaitMs`, reserving nothing (one Redis command): overload is refused before any work is
+   * done for it. Fails closed like acquire. A later acquire may still be refused (others queued).
+   */
+  async check(api: string, opts: Pick<AcquireOptions, 'maxWaitMs'> = {}): Promise<void> {
+    const maxWaitMs = opts.maxWaitMs ?? this.maxWaitMs;
+    const limit = this.limitFor(api);
+    checkNonNegative('maxWaitMs', maxWaitMs);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.commandTimeoutMs} ms`)), this.commandTimeoutMs);
+    });
+    let raw: unknown;
+    try {
+      raw = await Promise.race([
+        this.whenReady().then(() =>
+          (this.redis as unknown as Record<string, ReserveFn>)[RESERVE_COMMAND]!(this.keyFor(api), limit, this.windowUs, Math.round(maxWaitMs * 1000), 'peek', '1'),
+        ),
+        deadline,
+      ]);
+    } catch (err) {
+      throw new BudgetUnavailableError(`QPS budget: Redis unavailable: ${(err as Error)?.message ?? err}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+    const reply = parseReply(raw);
+    if (!reply.granted) throw new BudgetExhaustedError(api, Math.max(1, Math.ceil(reply.valueUs / 1000)));
   }
 
   /** Resolves when the caller may start its call to `api`. */

@@ -23,6 +23,9 @@ export interface FixedWindowOptions {
 export class FixedWindowLimiter {
   constructor(private readonly opts: FixedWindowOptions) {}
 
+  /** The baseline has no queue to look at: every caller tries. */
+  async check(): Promise<void> {}
+
   async acquire(api: string, acquireOpts: AcquireOptions = {}): Promise<void> {
     const { signal } = acquireOpts;
     const maxWaitMs = acquireOpts.maxWaitMs ?? this.opts.maxWaitMs;

@@ -7,7 +7,11 @@ import { FixedWindowLimiter } from './fixed-window.js';
 declare module 'fastify' {
   interface FastifyInstance {
     /** The account's exclusive QPS budget, shared through Redis by every instance. */
-    budget: { acquire(api: string, options?: AcquireOptions): Promise<void> };
+    budget: {
+      /** Refuses now (429, or 503 without Redis) when a call queued now would get no slot in time; reserves nothing. */
+      check(api: string): Promise<void>;
+      acquire(api: string, options?: AcquireOptions): Promise<void>;
+    };
   }
 }
 
@@ -41,6 +45,14 @@ export default fp(
     const budget =
       config.CLOUDAUTH_BUDGET_ALGORITHM === 'fixed-window' ? new FixedWindowLimiter(options) : new QpsBudget(options);
     app.decorate('budget', {
+      check: async (api: string) => {
+        try {
+          await budget.check(api);
+        } catch (err) {
+          app.metrics.budgetRefused(api, err);
+          throw budgetHttpError(err);
+        }
+      },
       acquire: async (api: string, options?: AcquireOptions) => {
         try {
           await app.metrics.budgetAcquire(api, () => budget.acquire(api, options));

@@ -7,6 +7,7 @@
  * ARGV[2]  window in µs (1 s + safety margin)
  * ARGV[3]  max wait in µs
  * ARGV[4]  unique member id for this reservation
+ * ARGV[5]  "1" to only look: answer as if reserving, but reserve nothing
  *
  * Invariant kept on the set: every N+1 consecutive reservations (by time) span
  * at least `window`, i.e. no half-open interval of length `window` holds more
@@ -74,6 +75,9 @@ end
 local delay = t - now
 if delay > maxWait then
   return {0, delay - maxWait, now}
+end
+if ARGV[5] == '1' then
+  return {1, delay, now}
 end
 redis.call('ZADD', key, t, member)
 local last = t

@@ -203,6 +203,12 @@ export function createMetrics(options: MetricsOptions = {}) {
       }
     },
 
+    /** Counts a refusal by the budget's look-ahead (budget.check), before anything was queued. */
+    budgetRefused(api: string, err: unknown): void {
+      if (err instanceof BudgetExhaustedError) budgetRejections.inc({ api, reason: 'exhausted' });
+      else if (err instanceof BudgetUnavailableError) budgetRejections.inc({ api, reason: 'unavailable' });
+    },
+
     /** Counts a callback whose token this service never made. */
     forgedCallback(): void {
       callbacks.inc({ outcome: 'forged' });

@@ -15,6 +15,8 @@ export interface StartDeps {
   config: Config;
   sessions: SessionRepository;
   callbackTokens: CallbackTokens;
+  /** The QPS budget's look-ahead: an overloaded start is refused before it writes anything. */
+  budget: { check(api: 'Initialize'): Promise<void> };
   cloudauth: CloudAuthApi;
   log: FastifyBaseLogger;
 }
@@ -51,6 +53,15 @@ export async function startSession(
   }
 
   const merchantBizId = body.merchantBizId ?? randomUUID().replaceAll('-', '');
+  // Under overload most starts cannot get a slot: refuse those before the database sees them
+  // (a repeated start of an existing session needs no slot: it still gets its session).
+  try {
+    await deps.budget.check('Initialize');
+  } catch (err) {
+    const existing = body.merchantBizId ? await sessions.findByMerchantBizId(merchantBizId) : null;
+    if (!existing) throw err;
+    return existingSession(existing, merchantBizId, userRef);
+  }
   const callbackToken = deps.callbackTokens.issue();
   const reserved = await sessions.reserve({
     merchantBizId,

@@ -91,7 +91,7 @@ export const envSchema = z.object({
     AUTH_JWT_ISSUER: z.string().min(1).optional().describe('Required `iss` of caller JWTs.'),
     AUTH_JWT_AUDIENCE: z.string().min(1).optional().describe('Required `aud` of caller JWTs.'),
 
-    USER_ID_HASH_SECRET: secret('USER_ID_HASH_SECRET').describe('HMAC key that desensitizes user ids before they are stored or sent to Alibaba.'),
+    USER_ID_HASH_SECRET: secret('USER_ID_HASH_SECRET').describe('HMAC key that desensitizes user ids before they are stored or sent to Alibaba; the callback tokens\' MAC key is derived from it.'),
 
     KYC_PRODUCT_CODE: z.enum(['eKYC']).default('eKYC').describe('Alibaba product solution.'),
     KYC_DOC_TYPES: csv(z.enum(DOC_TYPES)).describe('Document types callers may choose (default: all).'),

@@ -205,8 +205,11 @@ export function createMetrics(options: MetricsOptions = {}) {
 
     /** Counts a refusal by the budget's look-ahead (budget.check), before anything was queued. */
     budgetRefused(api: string, err: unknown): void {
-      if (err instanceof BudgetExhaustedError) budgetRejections.inc({ api, reason: 'exhausted' });
-      else if (err instanceof BudgetUnavailableError) budgetRejections.inc({ api, reason: 'unavailable' });
+      const outcome = err instanceof BudgetExhaustedError ? 'exhausted' : err instanceof BudgetUnavailableError ? 'unavailable' : undefined;
+      if (!outcome) return;
+      // Counted like a refusal after queueing, having waited nothing.
+      budgetRejections.inc({ api, reason: outcome });
+      budgetWait.observe({ api, outcome }, 0);
     },
 
     /** Counts a callback whose token this service never made. */

@@ -5,10 +5,14 @@ import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildSimulator, type Simulator } from '../src/simulator/server.js';
 import { signToken } from './helpers/jwt.js';
-import { freePort, freshDatabaseUrl, META_INFO, randomId, REDIS_URL, SIM_KEY_ID, SIM_KEY_SECRET } from './helpers/stack.js';
+import { dropSchemas, freePort, freshDatabaseUrl, META_INFO, randomId, REDIS_URL, SIM_KEY_ID, SIM_KEY_SECRET } from './helpers/stack.js';
 
 let sim: Simulator | undefined;
-after(async () => sim?.close());
+let schemas: { DATABASE_URL: string; JOBS_SCHEMA: string } | undefined;
+after(async () => {
+  await sim?.close();
+  if (schemas) await dropSchemas(schemas);
+});
 
 test('SIGTERM under load: in-flight requests finish, new ones are refused, nothing is dropped', async (t) => {
   // Alibaba answers in 300 ms, so requests are in flight when the signal comes.
@@ -17,6 +21,7 @@ test('SIGTERM under load: in-flight requests finish, new ones are refused, nothi
   const simUrl = await upstream.listen(0, '127.0.0.1');
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
+  schemas = { DATABASE_URL: await freshDatabaseUrl(), JOBS_SCHEMA: `jobs_${randomId()}`.toLowerCase() };
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     env: {
       PATH: process.env.PATH ?? '',
@@ -24,7 +29,7 @@ test('SIGTERM under load: in-flight requests finish, new ones are refused, nothi
       LOG_LEVEL: process.env.SHUTDOWN_DEBUG ? 'info' : 'warn',
       HOST: '127.0.0.1',
       PORT: String(port),
-      DATABASE_URL: await freshDatabaseUrl(),
+      DATABASE_URL: schemas.DATABASE_URL,
       REDIS_URL,
       ALIBABA_CLOUD_ACCESS_KEY_ID: SIM_KEY_ID,
       ALIBABA_CLOUD_ACCESS_KEY_SECRET: SIM_KEY_SECRET,
@@ -34,7 +39,7 @@ test('SIGTERM under load: in-flight requests finish, new ones are refused, nothi
       PUBLIC_BASE_URL: base,
       AUTH_JWT_SECRET: 'test-jwt-secret-0123456789-abcdefghij',
       USER_ID_HASH_SECRET: 'test-user-id-hash-secret-0123456789',
-      JOBS_SCHEMA: `jobs_${randomId()}`.toLowerCase(),
+      JOBS_SCHEMA: schemas.JOBS_SCHEMA,
     },
     stdio: ['ignore', process.env.SHUTDOWN_DEBUG ? 'inherit' : 'ignore', 'inherit'],
   });

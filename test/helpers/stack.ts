@@ -147,7 +147,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 }
 
 /** Removes a test app's schemas (its tables and its job queue). */
-export async function dropSchemas(config: Config): Promise<void> {
+export async function dropSchemas(config: Pick<Config, 'DATABASE_URL' | 'JOBS_SCHEMA'>): Promise<void> {
   await dropSchema(config.JOBS_SCHEMA);
   const tables = new URL(config.DATABASE_URL).searchParams.get('schema');
   if (tables && tables !== 'public') await dropSchema(tables);

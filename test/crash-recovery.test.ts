@@ -244,7 +244,7 @@ describe('SIGKILL mid-flow, then a restart on the same database and job queue', 
     assert.equal(await publicStatus(s.finishedWhileDown.token, s.finishedWhileDown.merchantBizId), 'passed');
   });
 
-  test('a start interrupted during Initialize: no second Initialize, the user can start anew, the row expires', async () => {
+  test('a start interrupted during Initialize: no second Initialize, its retry learns it was interrupted, the user can start anew, the row expires', async () => {
     const { token, merchantBizId } = s.starting;
     const initializeCalls = calls('Initialize');
 
@@ -255,6 +255,14 @@ describe('SIGKILL mid-flow, then a restart on the same database and job queue', 
     assert.ok(retry.headers.get('retry-after'));
     assert.equal(calls('Initialize'), initializeCalls);
     assert.equal(await publicStatus(token, merchantBizId), 'pending');
+
+    // Once longer ago than any start can take, the retry is told the start died, not to keep retrying.
+    await db.query(`UPDATE "${tables}".kyc_session SET created_at = now() - interval '1 minute' WHERE merchant_biz_id = $1`, [merchantBizId]);
+    const interrupted = await post(token, { merchantBizId });
+    assert.equal(interrupted.status, 409);
+    assert.equal(((await interrupted.json()) as { code: string }).code, 'SESSION_INTERRUPTED');
+    assert.equal(interrupted.headers.get('retry-after'), null);
+    assert.equal(calls('Initialize'), initializeCalls);
 
     // The same user is not blocked: a new verification starts at once.
     await startOk(token);

@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   SESSION_FAILED: { status: 409, meaning: 'This verification could not be started; use a new `merchantBizId`.' },
   SESSION_COMPLETED: { status: 409, meaning: 'This verification already has its outcome (or it is being verified).' },
   SESSION_STARTING: { status: 409, meaning: 'This verification is still being started (with `Retry-After`).' },
+  SESSION_INTERRUPTED: { status: 409, meaning: 'Its start was interrupted (a crash) before the transaction was stored: it ends by itself at its expiry; use a new `merchantBizId`.' },
   CALLBACK_CONFLICT: { status: 409, meaning: 'A different outcome is already recorded for this transaction.' },
   BODY_TOO_LARGE: { status: 413, meaning: 'The body exceeds 64 KB.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'No parser for the body\'s Content-Type (send `application/json`).' },

@@ -60,7 +60,7 @@ export async function startSession(
   } catch (err) {
     const existing = body.merchantBizId ? await sessions.findByMerchantBizId(merchantBizId) : null;
     if (!existing) throw err;
-    return existingSession(existing, merchantBizId, userRef);
+    return existingSession(existing, merchantBizId, userRef, config);
   }
   const callbackToken = deps.callbackTokens.issue();
   const reserved = await sessions.reserve({
@@ -71,7 +71,7 @@ export async function startSession(
     // Upper bound until Initialize answers, so an interrupted start still expires.
     expiresAt: new Date(Date.now() + TRANSACTION_TTL_MS),
   });
-  if (!reserved) return existingSession(await sessions.findByMerchantBizId(merchantBizId), merchantBizId, userRef);
+  if (!reserved) return existingSession(await sessions.findByMerchantBizId(merchantBizId), merchantBizId, userRef, config);
 
   const callbackUrl = new URL(`${config.PUBLIC_BASE_URL}/kyc/callback`);
   callbackUrl.searchParams.set('merchantBizId', merchantBizId);
@@ -175,7 +175,17 @@ async function storeTransaction(
   }
 }
 
-function existingSession(session: Session | null, merchantBizId: string, userRef: string): StartedSession {
+/**
+ * The longest a start can run: the upstream deadline (budget wait included), the reservation,
+ * and the write of the transaction with its retries. A row still without its transaction after
+ * that was left by a process that died mid-start.
+ */
+export function longestStartMs(config: Pick<Config, 'CLOUDAUTH_TIMEOUT_MS' | 'DATABASE_TIMEOUT_MS'>): number {
+  const writes = 2 + STORE_RETRY_DELAYS_MS.length;
+  return config.CLOUDAUTH_TIMEOUT_MS + writes * config.DATABASE_TIMEOUT_MS + STORE_RETRY_DELAYS_MS.reduce((a, b) => a + b, 0);
+}
+
+function existingSession(session: Session | null, merchantBizId: string, userRef: string, config: Config): StartedSession {
   if (!session || session.userRef !== userRef) {
     throw new HttpError(409, 'MERCHANT_BIZ_ID_TAKEN', `merchantBizId ${merchantBizId} is already in use`);
   }
@@ -189,6 +199,10 @@ function existingSession(session: Session | null, merchantBizId: string, userRef
     case 'failed':
       throw new HttpError(409, 'SESSION_COMPLETED', 'This verification is already complete');
     case 'pending':
+      if (!session.transactionId && Date.now() - session.createdAt.getTime() > longestStartMs(config)) {
+        // Alibaba may hold its transaction; the callback or the sweep settles the row. A retry cannot.
+        throw new HttpError(409, 'SESSION_INTERRUPTED', 'This verification\'s start was interrupted; it ends by itself at its expiry; start a new one with a new merchantBizId');
+      }
       if (!session.transactionId) {
         throw new HttpError(409, 'SESSION_STARTING', 'This verification is still being started; retry shortly', { 'retry-after': '1' });
       }

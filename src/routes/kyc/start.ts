@@ -19,7 +19,7 @@ const startRoute: FastifyPluginAsyncZod = async (app) => {
         response: {
           200: startResponseSchema.describe('The live verification already started with this merchantBizId.'),
           201: startResponseSchema,
-          ...errorResponses(E.overload, E.validation, E.body, E.auth, E.rateLimit, E.budget, E.upstream, 'DOC_TYPE_NOT_ALLOWED', 'RETURN_URL_NOT_ALLOWED', 'MERCHANT_BIZ_ID_TAKEN', 'SESSION_EXPIRED', 'SESSION_FAILED', 'SESSION_COMPLETED', 'SESSION_STARTING'),
+          ...errorResponses(E.overload, E.validation, E.body, E.auth, E.rateLimit, E.budget, E.upstream, 'DOC_TYPE_NOT_ALLOWED', 'RETURN_URL_NOT_ALLOWED', 'MERCHANT_BIZ_ID_TAKEN', 'SESSION_EXPIRED', 'SESSION_FAILED', 'SESSION_COMPLETED', 'SESSION_STARTING', 'SESSION_INTERRUPTED'),
         },
       },
     },

@@ -21,8 +21,9 @@ RUN npm run build
 
 # ---- runtime: production dependencies and compiled output only ----
 FROM node:20-bookworm-slim AS runtime
-# The old-space cap keeps RSS near 150 MB under load (the live heap is ~50 MB; uncapped, V8 grows to
-# ~200 MB of mostly garbage before collecting). Raise it with NODE_OPTIONS if the container has more.
+# The old-space cap keeps V8's heap near what is live (~50 MB after load; uncapped, V8 grew to ~200 MB of
+# mostly garbage before collecting): RSS ~180 MB under load (README, Performance). Raise it with NODE_OPTIONS
+# if the live set grows (a 96 MB cap it outgrows ends the process).
 ENV NODE_ENV=production \
     PORT=3000 \
     HOST=0.0.0.0 \

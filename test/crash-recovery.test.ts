@@ -248,7 +248,9 @@ describe('SIGKILL mid-flow, then a restart on the same database and job queue', 
     const { token, merchantBizId } = s.starting;
     const initializeCalls = calls('Initialize');
 
-    // Its retry is told the start is still in progress: no second (billed) Initialize.
+    // Within the longest a start can take, its retry is told the start is still in progress: no second
+    // (billed) Initialize. (The kill was seconds ago; pin "just now" so a slow machine cannot outrun it.)
+    await db.query(`UPDATE "${tables}".kyc_session SET created_at = now() WHERE merchant_biz_id = $1`, [merchantBizId]);
     const retry = await post(token, { merchantBizId });
     assert.equal(retry.status, 409);
     assert.equal(((await retry.json()) as { code: string }).code, 'SESSION_STARTING');

@@ -2,26 +2,54 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { buildApp } from '../src/app.js';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, verifyWebhook } from '../src/results/notify.js';
 import { QUEUES } from '../src/results/plugin.js';
 import { clientFor } from './helpers/client.js';
 import { signToken } from './helpers/jwt.js';
-import { DATABASE_URL, dropSchemas, freePort, LogCapture, META_INFO, randomId, startStack, waitFor, type Stack } from './helpers/stack.js';
+import {
+  DATABASE_URL,
+  dropSchemas,
+  freePort,
+  freshDatabaseUrl,
+  LogCapture,
+  META_INFO,
+  randomId,
+  startStack,
+  testConfig,
+  waitFor,
+  type Stack,
+} from './helpers/stack.js';
 
 const KEY_1 = `k1:${randomBytes(32).toString('base64')}`;
 const KEY_2 = `k2:${randomBytes(32).toString('base64')}`;
 const INTERNAL_API_KEY = 'internal-api-key-0123456789-abcdefghij';
 const WEBHOOK_SECRET = 'webhook-secret-0123456789-abcdefghijkl';
 
-/** The merchant's webhook receiver: records deliveries; fails the first one for the sessions in `failOnce`. */
+/**
+ * The merchant's webhook receiver: records deliveries; fails the first one for the sessions in
+ * `failOnce`; answers the first one for a session in `holdOnce` only once its promise settles.
+ */
 const deliveries: Array<{ headers: IncomingMessage['headers']; body: string; answered: number }> = [];
 const failOnce = new Set<string>();
+const holdOnce = new Map<string, Promise<void>>();
+/** Sessions whose held delivery has arrived and is not answered yet. */
+const holding = new Set<string>();
+let webhookUrl = '';
 const receiver = createServer((req, res) => {
   let body = '';
   req.on('data', (c: Buffer) => (body += c.toString()));
-  req.on('end', () => {
+  req.on('end', async () => {
+    const held = [...holdOnce.keys()].find((mbid) => body.includes(mbid));
+    if (held) {
+      const release = holdOnce.get(held)!;
+      holdOnce.delete(held);
+      holding.add(held);
+      await release;
+      holding.delete(held);
+    }
     const id = [...failOnce].find((mbid) => body.includes(mbid));
     if (id) failOnce.delete(id);
     const answered = id ? 500 : 200;
@@ -36,12 +64,13 @@ let api: ReturnType<typeof clientFor>;
 before(async () => {
   const port = await freePort();
   await new Promise<void>((r) => receiver.listen(port, '127.0.0.1', r));
+  webhookUrl = `http://127.0.0.1:${port}/kyc-events`;
   stack = await startStack({
     env: {
       KYC_STORE_RESULT_DETAILS: 'true',
       KYC_DETAILS_KEYS: KEY_1,
       INTERNAL_API_KEY,
-      MERCHANT_WEBHOOK_URL: `http://127.0.0.1:${port}/kyc-events`,
+      MERCHANT_WEBHOOK_URL: webhookUrl,
       MERCHANT_WEBHOOK_SECRET: WEBHOOK_SECRET,
     },
   });
@@ -199,6 +228,40 @@ describe('durability', () => {
   });
 });
 
+/** Another pg-boss on a stack's job queue, as a killed process was. */
+async function withBoss<T>(own: Stack, fn: (boss: PgBoss) => Promise<T>): Promise<T> {
+  const boss = new PgBoss({ connectionString: DATABASE_URL, schema: own.config.JOBS_SCHEMA, max: 1, migrate: false, supervise: false, schedule: false });
+  boss.on('error', () => {});
+  await boss.start();
+  try {
+    return await fn(boss);
+  } finally {
+    await boss.stop({ graceful: false });
+  }
+}
+const startIn = async (own: Stack) => {
+  const token = await signToken(randomId('user-'));
+  const res = await clientFor(own).start(token, { metaInfo: META_INFO });
+  assert.equal(res.status, 201);
+  return { merchantBizId: String(res.body.merchantBizId), transactionId: String(res.body.transactionId) };
+};
+const statusIn = async (own: Stack, merchantBizId: string) =>
+  (await own.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } })).status;
+/** A stack's jobs of a queue (and session) that are queued, waiting to retry or running. */
+const liveJobs = async (own: Stack, queue: string, merchantBizId: string) =>
+  (
+    await own.app.prisma.$queryRawUnsafe<Array<{ state: string }>>(
+      `SELECT state::text FROM "${own.config.JOBS_SCHEMA}".job WHERE name = $1 AND singleton_key = $2 AND state <= 'active'`,
+      queue,
+      merchantBizId,
+    )
+  ).map((j) => j.state);
+/** The statuses of the merchant events delivered (answered 2xx) for a session, in order. */
+const deliveredStatuses = (merchantBizId: string) =>
+  deliveries
+    .filter((d) => d.answered === 200 && d.body.includes(merchantBizId))
+    .map((d) => (JSON.parse(d.body) as { data: { status: string } }).data.status);
+
 /**
  * A process SIGKILLed mid-CheckResult leaves its job `active` until CHECK_RESULT_JOB_TIMEOUT_S
  * (120 s) has passed and maintenance retries it. The stately check queue lets a second job of the
@@ -209,17 +272,6 @@ describe('durability', () => {
  * locked, which lets some jobs through by chance and would make the test flaky.
  */
 describe('a CheckResult job orphaned by a killed process', () => {
-  /** Another pg-boss on the stack's job queue, as the killed process was. */
-  async function withBoss<T>(own: Stack, fn: (boss: PgBoss) => Promise<T>): Promise<T> {
-    const boss = new PgBoss({ connectionString: DATABASE_URL, schema: own.config.JOBS_SCHEMA, max: 1, migrate: false, supervise: false, schedule: false });
-    boss.on('error', () => {});
-    await boss.start();
-    try {
-      return await fn(boss);
-    } finally {
-      await boss.stop({ graceful: false });
-    }
-  }
   /** Queues a session's CheckResult and starts it, never to finish it: what the kill leaves behind. */
   const orphanCheck = (own: Stack, merchantBizId: string) =>
     withBoss(own, async (boss) => {
@@ -230,14 +282,7 @@ describe('a CheckResult job orphaned by a killed process', () => {
       return id;
     });
   /** The session's check jobs that are queued, waiting to retry or running. */
-  const liveChecks = async (own: Stack, merchantBizId: string) =>
-    (
-      await own.app.prisma.$queryRawUnsafe<Array<{ state: string }>>(
-        `SELECT state::text FROM "${own.config.JOBS_SCHEMA}".job WHERE name = $1 AND singleton_key = $2 AND state <= 'active'`,
-        QUEUES.check,
-        merchantBizId,
-      )
-    ).map((j) => j.state);
+  const liveChecks = (own: Stack, merchantBizId: string) => liveJobs(own, QUEUES.check, merchantBizId);
   /** The callback was recorded 3 minutes ago and the session is still verifying: the sweep's "stuck" case. */
   const verifyingSince3Min = (own: Stack, merchantBizId: string) =>
     own.app.prisma.$executeRaw`
@@ -258,14 +303,6 @@ describe('a CheckResult job orphaned by a killed process', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ Passed: 'Y', SubCode: '200' }),
     });
-  const startIn = async (own: Stack) => {
-    const token = await signToken(randomId('user-'));
-    const res = await clientFor(own).start(token, { metaInfo: META_INFO });
-    assert.equal(res.status, 201);
-    return { merchantBizId: String(res.body.merchantBizId), transactionId: String(res.body.transactionId) };
-  };
-  const statusIn = async (own: Stack, merchantBizId: string) =>
-    (await own.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } })).status;
   /** Another session's CheckResult, after the callback: it must run as soon as usual (well under a second). */
   const otherSessionIsDecided = async (own: Stack) => {
     const b = await startIn(own);
@@ -325,6 +362,137 @@ describe('a CheckResult job orphaned by a killed process', () => {
       await until(own, d.merchantBizId, 'passed');
     } finally {
       await own.close();
+    }
+  });
+});
+
+/**
+ * The event queue is stately too: a process killed while delivering leaves its job `active` (for
+ * pg-boss's default 15 minutes), and a second job of that session queued beside it would stop the
+ * delivery of every session's event, as on the check queue above. One worker per queue, as there.
+ */
+describe('a merchant event job orphaned by a killed process', () => {
+  const ownStack = () =>
+    startStack({ env: { JOBS_CONCURRENCY: '1', RECONCILE_CRON: '0 0 1 1 *', MERCHANT_WEBHOOK_URL: webhookUrl, MERCHANT_WEBHOOK_SECRET: WEBHOOK_SECRET } });
+  /** Queues a session's event and starts it, never to finish it: what the kill leaves behind. */
+  const orphanEvent = (own: Stack, merchantBizId: string) =>
+    withBoss(own, async (boss) => {
+      const id = await boss.send(QUEUES.notify, { merchantBizId }, { singletonKey: merchantBizId, startAfter: 3600 });
+      const [job] = await boss.fetch(QUEUES.notify, { ignoreStartAfter: true });
+      assert.ok(id && job?.id === id, 'the orphan is the job started');
+      return id;
+    });
+  const until = (own: Stack, merchantBizId: string, status: string, timeoutMs = 5000) =>
+    waitFor(`${merchantBizId} to be ${status}`, async () => ((await statusIn(own, merchantBizId)) === status ? true : undefined), timeoutMs);
+  const delivered = (merchantBizId: string, status: string, timeoutMs = 5000) =>
+    waitFor(`the ${status} event of ${merchantBizId}`, async () => (deliveredStatuses(merchantBizId).includes(status) ? true : undefined), timeoutMs);
+
+  test('a CheckResult retried after its event was queued queues no second event beside the orphan: other sessions\' events are still delivered; the orphan\'s retry delivers the outcome', async () => {
+    const own = await ownStack();
+    try {
+      // A's CheckResult queued the event and died before recording; the event's delivery died too.
+      // The CheckResult's retry decides A, queueing the event again.
+      const a = await startIn(own);
+      const orphan = await orphanEvent(own, a.merchantBizId);
+      await clientFor(own).sim.complete(a.transactionId, 'Y', '200');
+      await until(own, a.merchantBizId, 'passed');
+
+      // B's event is delivered as usual (about a second after B is decided).
+      const b = await startIn(own);
+      await clientFor(own).sim.complete(b.transactionId, 'N', '201');
+      await until(own, b.merchantBizId, 'failed');
+      await delivered(b.merchantBizId, 'failed');
+      assert.deepEqual(await liveJobs(own, QUEUES.notify, a.merchantBizId), ['active'], 'no second event job next to the orphan');
+      assert.deepEqual(deliveredStatuses(a.merchantBizId), []);
+
+      // Once the orphan expires, its retry reads A and delivers its outcome.
+      await withBoss(own, (boss) => boss.fail(QUEUES.notify, orphan, { message: 'job failed by timeout in active state' }));
+      await delivered(a.merchantBizId, 'passed', 10_000);
+      assert.deepEqual(deliveredStatuses(a.merchantBizId), ['passed']);
+    } finally {
+      await own.close();
+    }
+  });
+
+  test('a session reopened by a late callback while its `expired` event is being delivered: the outcome is delivered after it', async () => {
+    const own = await ownStack();
+    let answer = () => {};
+    try {
+      // Past its expiry with no callback: the sweep's CheckResult (still "P") makes it expired and queues its event.
+      const a = await startIn(own);
+      holdOnce.set(a.merchantBizId, new Promise<void>((r) => (answer = r)));
+      await own.app.prisma.kycSession.update({ where: { merchantBizId: a.merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
+      await own.app.results.reconcile();
+      await until(own, a.merchantBizId, 'expired');
+      await waitFor('the expired event to be in delivery', async () => (holding.has(a.merchantBizId) ? true : undefined));
+
+      // The user finishes after all: the callback reopens A and CheckResult decides it while that delivery runs.
+      await clientFor(own).sim.complete(a.transactionId, 'Y', '200');
+      await until(own, a.merchantBizId, 'passed');
+      assert.deepEqual(await liveJobs(own, QUEUES.notify, a.merchantBizId), ['active'], 'the event job in delivery, none beside it');
+      answer();
+
+      await delivered(a.merchantBizId, 'passed', 10_000);
+      assert.deepEqual(deliveredStatuses(a.merchantBizId), ['expired', 'passed']);
+    } finally {
+      answer();
+      await own.close();
+    }
+  });
+});
+
+describe('a sweep orphaned by a killed process', () => {
+  test('holds its queue no longer than the sweep timeout (300 s), not pg-boss\'s default 15 minutes', async () => {
+    const own = await startStack({ env: { RECONCILE_CRON: '0 0 1 1 *', JOBS_MAINTENANCE_INTERVAL_S: '1' } });
+    try {
+      const a = await startIn(own);
+      await own.app.prisma.kycSession.update({ where: { merchantBizId: a.merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
+      // A sweep started by a process killed 301 s ago (started_on moved back rather than waited for).
+      const orphan = await withBoss(own, async (boss) => {
+        const id = await boss.send(QUEUES.reconcile, {}, { startAfter: 3600 });
+        const [job] = await boss.fetch(QUEUES.reconcile, { ignoreStartAfter: true });
+        assert.ok(id && job?.id === id, 'the orphan is the job started');
+        return id;
+      });
+      const [row] = await own.app.prisma.$queryRawUnsafe<Array<{ expire: number }>>(
+        `UPDATE "${own.config.JOBS_SCHEMA}".job SET started_on = now() - interval '301 seconds' WHERE id = $1::uuid
+         RETURNING extract(epoch FROM expire_in)::int AS expire`,
+        orphan,
+      );
+
+      // The next scheduled sweep runs once maintenance (every second here) has retired the orphan.
+      await own.app.jobs.send(QUEUES.reconcile, {});
+      await waitFor(`${a.merchantBizId} to be expired by a sweep`, async () => ((await statusIn(own, a.merchantBizId)) === 'expired' ? true : undefined), 10_000);
+      assert.equal(row?.expire, 300);
+    } finally {
+      await own.close();
+    }
+  });
+
+  test('a restart applies the sweep timeout to the reconcile and purge queues of an existing job queue', async () => {
+    const config = testConfig({ DATABASE_URL: await freshDatabaseUrl(), JOBS_WORKERS: 'false' });
+    const timeouts = async () => {
+      const app = await buildApp(config, { logStream: new LogCapture() });
+      try {
+        await app.ready();
+        return [(await app.jobs.getQueue(QUEUES.reconcile))?.expireInSeconds, (await app.jobs.getQueue(QUEUES.purge))?.expireInSeconds];
+      } finally {
+        await app.close();
+      }
+    };
+    try {
+      assert.deepEqual(await timeouts(), [300, 300]);
+      // As a deployment made before the timeout left them.
+      const client = new pg.Client({ connectionString: DATABASE_URL });
+      await client.connect();
+      try {
+        await client.query(`UPDATE "${config.JOBS_SCHEMA}".queue SET expire_seconds = NULL WHERE name = ANY($1)`, [[QUEUES.reconcile, QUEUES.purge]]);
+      } finally {
+        await client.end();
+      }
+      assert.deepEqual(await timeouts(), [300, 300]);
+    } finally {
+      await dropSchemas(config);
     }
   });
 });

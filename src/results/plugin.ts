@@ -26,9 +26,11 @@ export const QUEUES = {
   purge: 'kyc_purge_details',
 } as const;
 
-/** A session verifying this long with no CheckResult job queued or running lost its job (see sendCheck). */
+/** A session verifying this long with no CheckResult job queued or running lost its job (see sendOnce). */
 const STUCK_VERIFYING_MS = 2 * 60_000;
 const RECONCILE_BATCH = 500;
+/** Past this a reconciliation or purge job counts as dead (its process was killed) and is retried. */
+const SWEEP_TIMEOUT_S = 300;
 const NOTIFY_ATTEMPTS = 12;
 
 interface SessionJob {
@@ -52,8 +54,12 @@ export default fp(
     // A job still active after expireInSeconds (its process was killed mid-call) is retried by the queue's maintenance.
     await ensureQueue({ name: QUEUES.check, policy: 'stately', retryLimit: config.CHECK_RESULT_MAX_ATTEMPTS - 1, expireInSeconds: config.CHECK_RESULT_JOB_TIMEOUT_S, ...retry });
     await ensureQueue({ name: QUEUES.notify, policy: 'stately', retryLimit: NOTIFY_ATTEMPTS - 1, ...retry });
-    await jobs.createQueue(QUEUES.reconcile, { name: QUEUES.reconcile, policy: 'singleton' });
-    await jobs.createQueue(QUEUES.purge, { name: QUEUES.purge, policy: 'singleton' });
+    // A singleton queue runs one job at a time: a sweep orphaned by a killed process stays active, and every later
+    // sweep's fetch fails on it (pg-boss #535) until it expires, by default after 15 minutes. A sweep is two queries
+    // and at most RECONCILE_BATCH sends of a few ms each, so SWEEP_TIMEOUT_S is ample; one that overran it would only
+    // be run again beside itself, which is harmless (sendOnce, and the updates are idempotent).
+    await ensureQueue({ name: QUEUES.reconcile, policy: 'singleton', expireInSeconds: SWEEP_TIMEOUT_S });
+    await ensureQueue({ name: QUEUES.purge, policy: 'singleton', expireInSeconds: SWEEP_TIMEOUT_S });
 
     const workerIds: Record<keyof typeof QUEUES, string[]> = { check: [], notify: [], reconcile: [], purge: [] };
     /** Wakes a queue's idle workers now instead of at their next poll. */
@@ -61,38 +67,40 @@ export default fp(
       for (const id of workerIds[queue]) jobs.notifyWorker(id);
     };
 
-    const notify = async (merchantBizId: string) => {
-      if (!config.MERCHANT_WEBHOOK_URL) return;
-      // Sent just before the state change it reports, and run a second later: if the process dies
-      // in between, the job still finds the session and the sweep finishes the state change.
-      await jobs.send(QUEUES.notify, { merchantBizId }, { singletonKey: merchantBizId, startAfter: 1 });
-    };
-
     /**
-     * Queues a session's CheckResult unless a job of it is already queued, waiting to retry or
-     * running: that job, which reads the session when it runs, decides it. The stately queue accepts
-     * a second job beside such a one, but pg-boss 10 cannot start it: the fetch that reaches it
-     * breaks the one-active-job-per-key index and fails whole, so the queue stops until the other
-     * job ends, for a job orphaned by a killed process CHECK_RESULT_JOB_TIMEOUT_S + maintenance later
-     * (pg-boss #535). A stuck threshold above that would not do: a new job started beside the
-     * orphan's retry blocks the queue the same way when the retry comes due. The lock per session
-     * orders the two senders (callback, sweep), so no job can appear between the look and the insert.
+     * Queues a session's job on a stately queue (CheckResult, merchant event) unless one of that
+     * session is already queued, waiting to retry or running: that job reads the session when it
+     * runs, so it does the work. The stately queue accepts a second job beside such a one, but
+     * pg-boss 10 cannot start it: the fetch that reaches it breaks the one-active-job-per-key index
+     * and fails whole, so the queue stops, for every session, until the other job ends: for a job
+     * orphaned by a killed process, its expiry plus maintenance later (pg-boss #535). Nor would it do
+     * to send only once the other job looks dead: a job sent beside its retry stops the queue the same
+     * way when the retry comes due. The lock per (queue, session) orders concurrent senders (callback,
+     * sweep, CheckResult), so no job can appear between the look and the insert.
      */
-    const sendCheck = (merchantBizId: string): Promise<boolean> =>
+    const sendOnce = (queue: typeof QUEUES.check | typeof QUEUES.notify, merchantBizId: string, options: PgBoss.SendOptions = {}): Promise<boolean> =>
       app.jobsTransaction(async (db) => {
-        await db.executeSql('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [QUEUES.check, merchantBizId]);
+        await db.executeSql('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [queue, merchantBizId]);
         // The predicate of pg-boss's stately index (job_i3 on each queue's partition), which serves this look.
         const { rows } = await db.executeSql(
           `SELECT 1 FROM ${config.JOBS_SCHEMA}.job
             WHERE name = $1 AND COALESCE(singleton_key, '') = $2 AND state <= 'active' AND policy = 'stately' LIMIT 1`,
-          [QUEUES.check, merchantBizId],
+          [queue, merchantBizId],
         );
         if (rows.length > 0) return false;
-        return (await jobs.send(QUEUES.check, { merchantBizId }, { singletonKey: merchantBizId, db })) !== null;
+        return (await jobs.send(queue, { merchantBizId }, { ...options, singletonKey: merchantBizId, db })) !== null;
       });
 
+    const notify = async (merchantBizId: string) => {
+      if (!config.MERCHANT_WEBHOOK_URL) return;
+      // Sent just before the state change it reports, and run a second later: if the process dies
+      // in between, the job still finds the session and the sweep finishes the state change. Not
+      // sent while one is pending: that one reads the session when it runs, and retries until final.
+      await sendOnce(QUEUES.notify, merchantBizId, { startAfter: 1 });
+    };
+
     const requestCheck = async (merchantBizId: string) => {
-      if (await sendCheck(merchantBizId)) wake('check');
+      if (await sendOnce(QUEUES.check, merchantBizId)) wake('check');
     };
 
     const reconcile = async () => {
@@ -100,7 +108,7 @@ export default fp(
       const expired = await sessions.expireUnstarted(now);
       const due = await sessions.findToReconcile(now, new Date(now.getTime() - STUCK_VERIFYING_MS), RECONCILE_BATCH);
       let queued = 0;
-      for (const { merchantBizId } of due) if (await sendCheck(merchantBizId)) queued++;
+      for (const { merchantBizId } of due) if (await sendOnce(QUEUES.check, merchantBizId)) queued++;
       if (queued > 0) wake('check');
       if (queued > 0 || expired > 0) app.log.info({ queued, expired }, 'reconciliation sweep');
       return { queued, expired };
@@ -142,6 +150,10 @@ export default fp(
       const event = sessionEvent(session);
       await deliverEvent(config.MERCHANT_WEBHOOK_URL, config.MERCHANT_WEBHOOK_SECRET, event);
       app.log.info({ merchantBizId: session.merchantBizId, eventId: event.id }, 'merchant event delivered');
+      // sendOnce queues no event of this session while this job runs. An expired or error session
+      // reopened by a late callback and decided meanwhile: run again to deliver its new state.
+      const now = await sessions.findByMerchantBizId(session.merchantBizId);
+      if (now && now.status !== session.status) throw new Error('session changed during delivery');
     });
 
     await work('reconcile', 1, async () => reconcile());

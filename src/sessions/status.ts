@@ -2,7 +2,7 @@ import type { KycSession } from '../generated/prisma/client.js';
 
 export const PUBLIC_STATUSES = ['pending', 'verifying', 'passed', 'failed', 'expired', 'error'] as const;
 
-/** States no later event changes. */
+/** States a session ends in. `passed`/`failed` never change; a late callback can reopen `expired`/`error` (to `verifying`). */
 export const FINAL_STATUSES = ['passed', 'failed', 'expired', 'error'] as const;
 export type PublicStatus = (typeof PUBLIC_STATUSES)[number];
 

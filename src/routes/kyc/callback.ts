@@ -33,7 +33,7 @@ const callbackRoute: FastifyPluginAsyncZod = async (app) => {
     async (request) => {
       const q = request.query;
       const result = await app.metrics.callback(acceptCallback(
-        { sessions: app.sessions, callbackTokens: app.callbackTokens, log: request.log, requestCheck: app.results.requestCheck },
+        { sessions: app.sessions, log: request.log, requestCheck: app.results.requestCheck },
         {
           transactionId: q.transactionId,
           passed: q.passed,

@@ -157,7 +157,7 @@ export class QpsBudget {
     try {
       raw = await Promise.race([
         this.whenReady().then(() =>
-          (this.redis as unknown as Record<string, ReserveFn>)[RESERVE_COMMAND]!(this.keyFor(api), limit, this.windowUs, Math.round(maxWaitMs * 1000), 'peek', '1'),
+          this.runScript(this.keyFor(api), limit, maxWaitMs, 'peek', true),
         ),
         deadline,
       ]);
@@ -238,14 +238,7 @@ export class QpsBudget {
       }, this.commandTimeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
 
-      const send = (): Promise<unknown> =>
-        (this.redis as unknown as Record<string, ReserveFn>)[RESERVE_COMMAND]!(
-          key,
-          limit,
-          this.windowUs,
-          Math.round(maxWaitMs * 1000),
-          member,
-        );
+      const send = (): Promise<unknown> => this.runScript(key, limit, maxWaitMs, member, false);
 
       let sentAt = 0;
       this.whenReady()
@@ -284,6 +277,13 @@ export class QpsBudget {
           fail(new BudgetUnavailableError(`QPS budget: Redis unavailable: ${(err as Error)?.message ?? err}`, { cause: err }));
         });
     });
+  }
+
+  /** One run of the reservation script; `peek` answers the same without reserving. */
+  private runScript(key: string, limit: number, maxWaitMs: number, member: string, peek: boolean): Promise<unknown> {
+    const redis = this.redis as unknown as Record<string, ReserveFn>;
+    const args = [key, limit, this.windowUs, Math.round(maxWaitMs * 1000), member] as const;
+    return peek ? redis[RESERVE_COMMAND]!(...args, '1') : redis[RESERVE_COMMAND]!(...args);
   }
 
   private release(key: string, member: string): void {

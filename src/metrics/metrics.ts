@@ -194,7 +194,7 @@ export function createMetrics(options: MetricsOptions = {}) {
       try {
         return await acquire();
       } catch (err) {
-        outcome = err instanceof BudgetExhaustedError ? 'exhausted' : err instanceof BudgetUnavailableError ? 'unavailable' : 'aborted';
+        outcome = budgetOutcome(err);
         if (outcome !== 'aborted') budgetRejections.inc({ api, reason: outcome });
         throw err;
       } finally {
@@ -205,8 +205,8 @@ export function createMetrics(options: MetricsOptions = {}) {
 
     /** Counts a refusal by the budget's look-ahead (budget.check), before anything was queued. */
     budgetRefused(api: string, err: unknown): void {
-      const outcome = err instanceof BudgetExhaustedError ? 'exhausted' : err instanceof BudgetUnavailableError ? 'unavailable' : undefined;
-      if (!outcome) return;
+      const outcome = budgetOutcome(err);
+      if (outcome === 'aborted') return;
       // Counted like a refusal after queueing, having waited nothing.
       budgetRejections.inc({ api, reason: outcome });
       budgetWait.observe({ api, outcome }, 0);
@@ -250,4 +250,11 @@ export function metricsTable(): string {
     (m) => `| \`${m.name}\` | ${m.type} | ${m.labelNames.map((l) => `\`${l}\``).join(', ')} | ${m.help.replaceAll('|', '\\|')} |`,
   );
   return ['| Metric | Type | Labels | Meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}
+
+/** How a budget acquisition or look-ahead ended, when it threw. */
+function budgetOutcome(err: unknown): 'exhausted' | 'unavailable' | 'aborted' {
+  if (err instanceof BudgetExhaustedError) return 'exhausted';
+  if (err instanceof BudgetUnavailableError) return 'unavailable';
+  return 'aborted';
 }

@@ -15,10 +15,9 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SignJWT } from 'jose';
-import pg from 'pg';
-import { migrate } from '../src/db/migrate.js';
 import { peakInWindow } from '../src/simulator/peak-window.js';
 import { percentile, startNode, type Child } from './lib/processes.js';
+import { benchDatabase, paced } from './lib/runs.js';
 
 const N = Number(process.env.BENCH_QPS ?? 10);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 12);
@@ -28,9 +27,6 @@ const WARMUP_SECONDS = 2;
 const SIM_PORT = 18090;
 const BASE_PORT = 13000;
 const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
-// A schema of its own, dropped at the end: benchmark sessions must not land in a dev or test database.
-const BENCH_SCHEMA = `bench_${randomBytes(4).toString('hex')}`;
-const DATABASE_URL = `${BASE_DATABASE_URL}${BASE_DATABASE_URL.includes('?') ? '&' : '?'}schema=${BENCH_SCHEMA}`;
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const JWT_SECRET = randomBytes(24).toString('hex');
 const SIM_KEY = { id: 'bench-key-id', secret: 'bench-key-secret' };
@@ -49,7 +45,7 @@ interface Row {
   waitP99: number;
 }
 
-async function run(algorithm: 'sliding-log' | 'fixed-window', simUrl: string): Promise<Row> {
+async function run(algorithm: 'sliding-log' | 'fixed-window', simUrl: string, database: { url: string; jobsSchema: string }): Promise<Row> {
   const account = `bench-${algorithm}-${randomBytes(4).toString('hex')}`;
   const instances: Child[] = [];
   for (let i = 0; i < INSTANCES; i++) {
@@ -60,13 +56,13 @@ async function run(algorithm: 'sliding-log' | 'fixed-window', simUrl: string): P
         LOG_LEVEL: 'info',
         PORT: String(port),
         HOST: '127.0.0.1',
-        DATABASE_URL,
+        DATABASE_URL: database.url,
         REDIS_URL,
         ALIBABA_CLOUD_ACCESS_KEY_ID: SIM_KEY.id,
         ALIBABA_CLOUD_ACCESS_KEY_SECRET: SIM_KEY.secret,
         CLOUDAUTH_ENDPOINT: simUrl,
         CLOUDAUTH_ACCOUNT: account,
-        JOBS_SCHEMA: `${BENCH_SCHEMA}_jobs`,
+        JOBS_SCHEMA: database.jobsSchema,
         CLOUDAUTH_QPS: String(N),
         CLOUDAUTH_BUDGET_ALGORITHM: algorithm,
         CLOUDAUTH_BUDGET_MARGIN_MS: process.env.BENCH_MARGIN_MS ?? '40',
@@ -81,34 +77,26 @@ async function run(algorithm: 'sliding-log' | 'fixed-window', simUrl: string): P
   const key = new TextEncoder().encode(JWT_SECRET);
   const metaInfo = JSON.stringify({ zimVer: '3.0.0', deviceType: 'h5', appName: 'bench' });
   const statuses: number[] = [];
-  /** Open loop: request i leaves at started + i / rate, whatever the answers do. */
+  /** Tokens signed first, so signing does not disturb the pacing. */
   const drive = async (users: string, count: number, rate: number, sink: number[]) => {
     const tokens = await Promise.all(
       Array.from({ length: count }, (_, i) => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(`${users}-${i}`).setExpirationTime('10m').sign(key)),
     );
-    const started = Date.now();
-    const inFlight: Array<Promise<void>> = [];
-    for (let i = 0; i < count; i++) {
-      const wait = started + (i * 1000) / rate - Date.now();
-      if (wait > 0) await sleep(wait);
-      const port = BASE_PORT + (i % INSTANCES);
-      inFlight.push(
-        fetch(`http://127.0.0.1:${port}/kyc/start`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${tokens[i]}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ metaInfo }),
-        }).then(
-          async (res) => {
-            await res.arrayBuffer();
-            sink.push(res.status);
-          },
-          () => {
-            sink.push(0);
-          },
-        ),
-      );
-    }
-    await Promise.all(inFlight);
+    await paced(rate, count / rate, (i) =>
+      fetch(`http://127.0.0.1:${BASE_PORT + (i % INSTANCES)}/kyc/start`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokens[i]}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ metaInfo }),
+      }).then(
+        async (res) => {
+          await res.arrayBuffer();
+          sink.push(res.status);
+        },
+        () => {
+          sink.push(0);
+        },
+      ),
+    );
   };
 
   // Warm-up within the budget (JIT, connection pools, keep-alive sockets), then let every window
@@ -149,7 +137,7 @@ async function run(algorithm: 'sliding-log' | 'fixed-window', simUrl: string): P
 }
 
 async function main() {
-  await migrate({ databaseUrl: DATABASE_URL, log: () => {} });
+  const database = await benchDatabase(BASE_DATABASE_URL);
   const simUrl = `http://127.0.0.1:${SIM_PORT}`;
   const sim = await startNode('dist/simulator/main.js', {
     SIMULATOR_PORT: String(SIM_PORT),
@@ -164,14 +152,11 @@ async function main() {
   try {
     for (const algorithm of ['sliding-log', 'fixed-window'] as const) {
       console.error(`running ${algorithm}: ${N * OVERLOAD} req/s for ${SECONDS} s over ${INSTANCES} instances…`);
-      rows.push(await run(algorithm, simUrl));
+      rows.push(await run(algorithm, simUrl, database));
     }
   } finally {
     await sim.stop();
-    const db = new pg.Client({ connectionString: BASE_DATABASE_URL });
-    await db.connect();
-    for (const schema of [BENCH_SCHEMA, `${BENCH_SCHEMA}_jobs`]) await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await db.end();
+    await database.drop();
   }
 
   const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');

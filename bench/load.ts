@@ -21,9 +21,8 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
 import { SignJWT } from 'jose';
-import pg from 'pg';
-import { migrate } from '../src/db/migrate.js';
 import { percentile, startNode, type Child } from './lib/processes.js';
+import { benchDatabase, paced } from './lib/runs.js';
 
 const N = Number(process.env.BENCH_QPS ?? 10);
 const START_SECONDS = Number(process.env.BENCH_START_SECONDS ?? 60);
@@ -37,8 +36,6 @@ const BARE_PORT = 13101;
 const APP = `http://127.0.0.1:${APP_PORT}`;
 const SIM = `http://127.0.0.1:${SIM_PORT}`;
 const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
-const BENCH_SCHEMA = `bench_${randomBytes(4).toString('hex')}`;
-const DATABASE_URL = `${BASE_DATABASE_URL}${BASE_DATABASE_URL.includes('?') ? '&' : '?'}schema=${BENCH_SCHEMA}`;
 const JWT_KEY = randomBytes(24).toString('hex');
 const SIM_KEY = { id: 'bench-key-id', secret: 'bench-key-secret' };
 const META_INFO = JSON.stringify({ zimVer: '3.0.0', deviceType: 'h5', appName: 'bench' });
@@ -55,19 +52,6 @@ interface Started {
 
 const tokenFor = (sub: string) =>
   new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('30m').sign(new TextEncoder().encode(JWT_KEY));
-
-/** Open loop: call i leaves at start + i / rate whatever the answers do; resolves when all answered. */
-async function paced<T>(rate: number, seconds: number, call: (i: number) => Promise<T>): Promise<T[]> {
-  const count = Math.round(rate * seconds);
-  const started = Date.now();
-  const pending: Array<Promise<T>> = [];
-  for (let i = 0; i < count; i++) {
-    const wait = started + (i * 1000) / rate - Date.now();
-    if (wait > 0) await sleep(wait);
-    pending.push(call(i));
-  }
-  return Promise.all(pending);
-}
 
 async function startSession(sub: string, requestId: string): Promise<{ status: number; ms: number; body: Record<string, unknown> }> {
   const token = await tokenFor(sub);
@@ -266,7 +250,7 @@ async function soak(app: Child, sessions: Started[], valid: string[], forged: st
 }
 
 async function main() {
-  await migrate({ databaseUrl: DATABASE_URL, log: () => {} });
+  const database = await benchDatabase(BASE_DATABASE_URL);
   const children: Child[] = [];
   try {
     children.push(
@@ -285,14 +269,14 @@ async function main() {
       LOG_LEVEL: 'info',
       PORT: String(APP_PORT),
       HOST: '127.0.0.1',
-      DATABASE_URL,
+      DATABASE_URL: database.url,
       REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
       ALIBABA_CLOUD_ACCESS_KEY_ID: SIM_KEY.id,
       ALIBABA_CLOUD_ACCESS_KEY_SECRET: SIM_KEY.secret,
       CLOUDAUTH_ENDPOINT: SIM,
       CLOUDAUTH_ACCOUNT: `bench-load-${randomBytes(4).toString('hex')}`,
       CLOUDAUTH_QPS: String(N),
-      JOBS_SCHEMA: `${BENCH_SCHEMA}_jobs`,
+      JOBS_SCHEMA: database.jobsSchema,
       PUBLIC_BASE_URL: APP,
       AUTH_JWT_SECRET: JWT_KEY,
       USER_ID_HASH_SECRET: 'bench-user-id-hash-secret-0123456789',
@@ -348,10 +332,7 @@ async function main() {
     console.log(`| after the floods | RSS | ${fmt(rssAfterFloods, 0)} MB | |`);
   } finally {
     for (const child of children.reverse()) await child.stop();
-    const db = new pg.Client({ connectionString: BASE_DATABASE_URL });
-    await db.connect();
-    for (const schema of [BENCH_SCHEMA, `${BENCH_SCHEMA}_jobs`]) await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await db.end();
+    await database.drop();
   }
 }
 

@@ -220,7 +220,7 @@ async function soak(app: Child, sessions: Started[], valid: string[], forged: st
     paced(N / 2, SOAK_SECONDS, (i) => startSession(`soak-${i}`, `${TAG}soak-${i}`)),
     paced(2, SOAK_SECONDS, async (i) => {
       const s = toComplete[i];
-      if (!s) return 0;
+      if (!s) return undefined; // a short run has fewer sessions to complete than the soak has seconds × 2
       const res = await fetch(`${SIM}/__sim/transactions/${s.transactionId}/complete`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -231,14 +231,15 @@ async function soak(app: Child, sessions: Started[], valid: string[], forged: st
     }),
     autocannon({ url: APP, connections: 20, duration: SOAK_SECONDS, overallRate: 400, requests: mixed }),
   ]);
+  const delivered = completions.filter((status) => status !== undefined);
   sampling = false;
   await sampler;
   samples.push({ t: (Date.now() - t0) / 1000, rss: rssMb(pid), loopP99: await eventLoopP99Ms() });
 
   const later = samples.filter((s) => s.t >= SOAK_SECONDS / 2);
   return {
-    requests: starts.length + completions.length + mixedResult.requests.total,
-    fivexx: starts.filter((s) => s.status >= 500 || s.status === 0).length + completions.filter((s) => s >= 500 || s === 0).length + mixedResult['5xx'],
+    requests: starts.length + delivered.length + mixedResult.requests.total,
+    fivexx: starts.filter((s) => s.status >= 500 || s.status === 0).length + delivered.filter((s) => s >= 500 || s === 0).length + mixedResult['5xx'],
     errors: mixedResult.errors + mixedResult.timeouts,
     rssStart: samples[0]!.rss,
     rssEnd: samples[samples.length - 1]!.rss,

@@ -5,8 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { buildApp } from '../src/app.js';
-import { EVENT_ID_HEADER, SIGNATURE_HEADER, verifyWebhook } from '../src/results/notify.js';
-import { QUEUES } from '../src/results/plugin.js';
+import { EVENT_ID_HEADER, SIGNATURE_HEADER, verifyWebhook, WEBHOOK_TIMEOUT_MS } from '../src/results/notify.js';
+import { notifyJobTimeoutS, QUEUES } from '../src/results/plugin.js';
 import { clientFor } from './helpers/client.js';
 import { signToken } from './helpers/jwt.js';
 import {
@@ -367,8 +367,8 @@ describe('a CheckResult job orphaned by a killed process', () => {
 });
 
 /**
- * The event queue is stately too: a process killed while delivering leaves its job `active` (for
- * pg-boss's default 15 minutes), and a second job of that session queued beside it would stop the
+ * The event queue is stately too: a process killed while delivering leaves its job `active` (until
+ * its timeout, notifyJobTimeoutS), and a second job of that session queued beside it would stop the
  * delivery of every session's event, as on the check queue above. One worker per queue, as there.
  */
 describe('a merchant event job orphaned by a killed process', () => {
@@ -441,6 +441,97 @@ describe('a merchant event job orphaned by a killed process', () => {
   });
 });
 
+describe('a merchant event job orphaned by a killed process, once its timeout has passed', () => {
+  test('is retried after about a minute (derived from the webhook timeout), not pg-boss\'s default 15 minutes', async () => {
+    const own = await startStack({
+      env: {
+        JOBS_CONCURRENCY: '1',
+        RECONCILE_CRON: '0 0 1 1 *',
+        JOBS_MAINTENANCE_INTERVAL_S: '1',
+        MERCHANT_WEBHOOK_URL: webhookUrl,
+        MERCHANT_WEBHOOK_SECRET: WEBHOOK_SECRET,
+      },
+    });
+    try {
+      // The event of A, decided, whose delivery died with its process.
+      const a = await startIn(own);
+      const orphan = await withBoss(own, async (boss) => {
+        const id = await boss.send(QUEUES.notify, { merchantBizId: a.merchantBizId }, { singletonKey: a.merchantBizId, startAfter: 3600 });
+        const [job] = await boss.fetch(QUEUES.notify, { ignoreStartAfter: true });
+        assert.ok(id && job?.id === id, 'the orphan is the job started');
+        return id;
+      });
+      await clientFor(own).sim.complete(a.transactionId, 'Y', '200');
+      await waitFor(`${a.merchantBizId} to be passed`, async () => ((await statusIn(own, a.merchantBizId)) === 'passed' ? true : undefined));
+      assert.deepEqual(await liveJobs(own, QUEUES.notify, a.merchantBizId), ['active'], 'only the orphan');
+
+      // Its process was killed one second more than the event timeout ago (started_on moved back rather than waited for).
+      const timeoutS = notifyJobTimeoutS(own.config);
+      assert.ok(timeoutS * 1000 > WEBHOOK_TIMEOUT_MS + 2 * own.config.DATABASE_TIMEOUT_MS && timeoutS <= 120, `a minute or so over a live delivery: ${timeoutS} s`);
+      const [job] = await own.app.prisma.$queryRawUnsafe<Array<{ expire: number }>>(
+        `UPDATE "${own.config.JOBS_SCHEMA}".job SET started_on = now() - make_interval(secs => $2) WHERE id = $1::uuid
+         RETURNING extract(epoch FROM expire_in)::int AS expire`,
+        orphan,
+        timeoutS + 1,
+      );
+      assert.equal(job?.expire, timeoutS);
+
+      // Maintenance (every second here) retires the orphan; its retry delivers A's outcome.
+      await waitFor(`the passed event of ${a.merchantBizId}`, async () => (deliveredStatuses(a.merchantBizId).includes('passed') ? true : undefined), 10_000);
+      assert.deepEqual(deliveredStatuses(a.merchantBizId), ['passed']);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
+/**
+ * Alibaba's callback recorded while the CheckResult of a session past its expiry (asked by the
+ * sweep: no callback yet) is in flight. That CheckResult's "P" was about the session before the
+ * callback: it must not make it `expired`, and the callback queued no CheckResult of its own (one
+ * per session is running). CheckResult is asked again and decides.
+ */
+describe('a callback while the CheckResult of an expired session runs', () => {
+  test('the "P" asked before the callback does not expire the session: CheckResult is asked again and decides passed', async () => {
+    const own = await startStack({
+      env: { JOBS_CONCURRENCY: '1', RECONCILE_CRON: '0 0 1 1 *', MERCHANT_WEBHOOK_URL: webhookUrl, MERCHANT_WEBHOOK_SECRET: WEBHOOK_SECRET },
+    });
+    const ownApi = clientFor(own);
+    const checkResults = async () => (await ownApi.sim.calls()).body.filter((c) => c.action === 'CheckResult');
+    try {
+      const a = await startIn(own);
+      await own.app.prisma.kycSession.update({ where: { merchantBizId: a.merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
+      // Alibaba computes the answer as the call arrives (the user has not finished: "P"), and holds it.
+      await ownApi.sim.fault({ action: 'CheckResult', status: 200, code: 'Success', delayMs: 2500 });
+      assert.equal((await own.app.results.reconcile()).queued, 1);
+      await waitFor('the CheckResult to be in flight', async () => ((await checkResults()).some((c) => c.code === undefined) ? true : undefined));
+
+      // The user finishes meanwhile: the callback is taken (verifying) and queues nothing beside the running job.
+      const delivered = await ownApi.sim.complete(a.transactionId, 'Y', '200');
+      assert.equal(delivered.body.delivery.status, 200);
+      assert.equal(await statusIn(own, a.merchantBizId), 'verifying');
+      assert.deepEqual(await liveJobs(own, QUEUES.check, a.merchantBizId), ['active'], 'only the job in flight');
+      assert.ok((await checkResults()).some((c) => c.code === undefined), 'the callback came while CheckResult was in flight');
+
+      // The held "P" arrives, then a later CheckResult says Y.
+      const final = await waitFor(`${a.merchantBizId} to be decided`, async () => {
+        const status = await statusIn(own, a.merchantBizId);
+        return status === 'pending' || status === 'verifying' ? undefined : status;
+      }, 15_000);
+      assert.equal(final, 'passed');
+      const r = await own.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId: a.merchantBizId } });
+      assert.deepEqual([r.passed, r.callbackPassed], ['Y', 'Y']);
+      assert.ok((await checkResults()).length >= 2, 'decided by a CheckResult asked after the held one');
+
+      // The merchant hears of the outcome only, never of an expiry.
+      await waitFor(`the passed event of ${a.merchantBizId}`, async () => (deliveredStatuses(a.merchantBizId).includes('passed') ? true : undefined), 15_000);
+      assert.deepEqual(deliveredStatuses(a.merchantBizId), ['passed']);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe('a sweep orphaned by a killed process', () => {
   test('holds its queue no longer than the sweep timeout (300 s), not pg-boss\'s default 15 minutes', async () => {
     const own = await startStack({ env: { RECONCILE_CRON: '0 0 1 1 *', JOBS_MAINTENANCE_INTERVAL_S: '1' } });
@@ -469,28 +560,29 @@ describe('a sweep orphaned by a killed process', () => {
     }
   });
 
-  test('a restart applies the sweep timeout to the reconcile and purge queues of an existing job queue', async () => {
+  test('a restart applies the sweep timeout to the reconcile and purge queues, and the event timeout to the event queue, of an existing job queue', async () => {
     const config = testConfig({ DATABASE_URL: await freshDatabaseUrl(), JOBS_WORKERS: 'false' });
     const timeouts = async () => {
       const app = await buildApp(config, { logStream: new LogCapture() });
       try {
         await app.ready();
-        return [(await app.jobs.getQueue(QUEUES.reconcile))?.expireInSeconds, (await app.jobs.getQueue(QUEUES.purge))?.expireInSeconds];
+        return Promise.all([QUEUES.reconcile, QUEUES.purge, QUEUES.notify].map(async (q) => (await app.jobs.getQueue(q))?.expireInSeconds));
       } finally {
         await app.close();
       }
     };
+    const expected = [300, 300, notifyJobTimeoutS(config)];
     try {
-      assert.deepEqual(await timeouts(), [300, 300]);
-      // As a deployment made before the timeout left them.
+      assert.deepEqual(await timeouts(), expected);
+      // As a deployment made before the timeouts left them.
       const client = new pg.Client({ connectionString: DATABASE_URL });
       await client.connect();
       try {
-        await client.query(`UPDATE "${config.JOBS_SCHEMA}".queue SET expire_seconds = NULL WHERE name = ANY($1)`, [[QUEUES.reconcile, QUEUES.purge]]);
+        await client.query(`UPDATE "${config.JOBS_SCHEMA}".queue SET expire_seconds = NULL WHERE name = ANY($1)`, [[QUEUES.reconcile, QUEUES.purge, QUEUES.notify]]);
       } finally {
         await client.end();
       }
-      assert.deepEqual(await timeouts(), [300, 300]);
+      assert.deepEqual(await timeouts(), expected);
     } finally {
       await dropSchemas(config);
     }

@@ -25,7 +25,8 @@ export type CheckOutcome = 'passed' | 'failed' | 'expired' | 'error' | 'skipped'
 /**
  * Asks CheckResult for a session's verdict and records it: only CheckResult decides `passed` or
  * `failed`. Passed "P" (still running) is retried; a session past its expiry that never had a
- * callback and still has no result is `expired`. Throttling, 5xx, timeouts and an exhausted
+ * callback and still has no result is `expired` (unless the callback comes while CheckResult runs:
+ * then CheckResult is asked again). Throttling, 5xx, timeouts and an exhausted
  * budget throw, so the job retries with backoff; on the last attempt the session becomes `error`.
  */
 export async function checkSession(deps: CheckDeps, merchantBizId: string, opts: { lastAttempt: boolean }): Promise<CheckOutcome> {
@@ -35,7 +36,7 @@ export async function checkSession(deps: CheckDeps, merchantBizId: string, opts:
 
   const giveUp = async (errorCode: string): Promise<CheckOutcome> => {
     await deps.notify(merchantBizId);
-    await sessions.markUnresolved(merchantBizId, 'error', errorCode);
+    await sessions.markUnresolved(merchantBizId, errorCode);
     log.warn({ merchantBizId, errorCode }, 'CheckResult gave no verdict: session is error');
     return 'error';
   };
@@ -77,11 +78,16 @@ export async function checkSession(deps: CheckDeps, merchantBizId: string, opts:
   }
 
   // Still in progress ("P").
-  if (session.status === 'pending' && session.expiresAt.getTime() <= Date.now()) {
+  if (session.status === 'pending' && session.callbackPassed === null && session.expiresAt.getTime() <= Date.now()) {
     await deps.notify(merchantBizId);
-    await sessions.markUnresolved(merchantBizId, 'expired', null);
-    log.info({ merchantBizId }, 'expired without a callback or a result');
-    return 'expired';
+    if (await sessions.expirePending(merchantBizId)) {
+      log.info({ merchantBizId }, 'expired without a callback or a result');
+      return 'expired';
+    }
+    // The callback came while CheckResult ran (the session is verifying now): this "P" predates it,
+    // and the callback queued no CheckResult of its own beside this job (sendOnce). Ask again, even
+    // on the last attempt: were this job to fail for good, the sweep requeues a session stuck verifying.
+    throw new RetryLater(`${merchantBizId} got its callback while CheckResult ran: asking again`);
   }
   if (opts.lastAttempt) return giveUp('CHECK_RESULT_PENDING');
   throw new RetryLater(`CheckResult for ${merchantBizId} is still pending`);

@@ -54,8 +54,11 @@ export function verifyWebhook(secret: string, header: string, body: string, tole
   return presented.length === expected.length && timingSafeEqual(presented, expected);
 }
 
+/** How long one delivery may take, answer included, before it is abandoned (and retried). */
+export const WEBHOOK_TIMEOUT_MS = 5000;
+
 /** One delivery attempt; throws on anything but a 2xx so the job retries. */
-export async function deliverEvent(url: string, secret: string, event: SessionEvent, timeoutMs = 5000): Promise<void> {
+export async function deliverEvent(url: string, secret: string, event: SessionEvent, timeoutMs = WEBHOOK_TIMEOUT_MS): Promise<void> {
   const body = JSON.stringify(event);
   const res = await fetch(url, {
     method: 'POST',

@@ -1,9 +1,10 @@
 import fp from 'fastify-plugin';
 import type PgBoss from 'pg-boss';
+import type { Config } from '../config/schema.js';
 import { FINAL_STATUSES } from '../sessions/status.js';
 import { checkSession, type CheckDeps } from './check-result.js';
 import { DetailsCipher } from './details-cipher.js';
-import { deliverEvent, sessionEvent } from './notify.js';
+import { deliverEvent, sessionEvent, WEBHOOK_TIMEOUT_MS } from './notify.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -32,6 +33,17 @@ const RECONCILE_BATCH = 500;
 /** Past this a reconciliation or purge job counts as dead (its process was killed) and is retried. */
 const SWEEP_TIMEOUT_S = 300;
 const NOTIFY_ATTEMPTS = 12;
+/** Slack of a merchant event job over the longest a live one can take (see notifyJobTimeoutS). */
+const NOTIFY_JOB_MARGIN_S = 60;
+
+/**
+ * Past this a merchant event job counts as dead (its process was killed mid-delivery) and is
+ * retried, instead of after pg-boss's default 15 minutes. A live job runs two queries (each within
+ * DATABASE_TIMEOUT_MS) and one delivery (within WEBHOOK_TIMEOUT_MS); the margin covers a busy event
+ * loop. One that still overran would only be delivered twice, with the same event id.
+ */
+export const notifyJobTimeoutS = (config: Pick<Config, 'DATABASE_TIMEOUT_MS'>): number =>
+  Math.ceil((WEBHOOK_TIMEOUT_MS + 2 * config.DATABASE_TIMEOUT_MS) / 1000) + NOTIFY_JOB_MARGIN_S;
 
 interface SessionJob {
   merchantBizId: string;
@@ -53,7 +65,7 @@ export default fp(
     };
     // A job still active after expireInSeconds (its process was killed mid-call) is retried by the queue's maintenance.
     await ensureQueue({ name: QUEUES.check, policy: 'stately', retryLimit: config.CHECK_RESULT_MAX_ATTEMPTS - 1, expireInSeconds: config.CHECK_RESULT_JOB_TIMEOUT_S, ...retry });
-    await ensureQueue({ name: QUEUES.notify, policy: 'stately', retryLimit: NOTIFY_ATTEMPTS - 1, ...retry });
+    await ensureQueue({ name: QUEUES.notify, policy: 'stately', retryLimit: NOTIFY_ATTEMPTS - 1, expireInSeconds: notifyJobTimeoutS(config), ...retry });
     // A singleton queue runs one job at a time: a sweep orphaned by a killed process stays active, and every later
     // sweep's fetch fails on it (pg-boss #535) until it expires, by default after 15 minutes. A sweep is two queries
     // and at most RECONCILE_BATCH sends of a few ms each, so SWEEP_TIMEOUT_S is ample; one that overran it would only

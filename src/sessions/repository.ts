@@ -101,11 +101,28 @@ export class SessionRepository {
     return count === 1;
   }
 
-  /** A session that ended without a result: `expired` (no outcome) or `error` (with a reason). */
-  async markUnresolved(merchantBizId: string, status: 'expired' | 'error', errorCode: string | null): Promise<boolean> {
+  /**
+   * CheckResult gave up without a verdict: the session, waiting (`pending`) or `verifying`, ends
+   * `error` with a reason. Returns false when it had been decided meanwhile.
+   */
+  async markUnresolved(merchantBizId: string, errorCode: string): Promise<boolean> {
     const { count } = await this.prisma.kycSession.updateMany({
       where: { merchantBizId, status: { in: ['verifying', 'pending'] }, passed: null },
-      data: { status, errorCode, checkedAt: new Date() },
+      data: { status: 'error', errorCode, checkedAt: new Date() },
+    });
+    return count === 1;
+  }
+
+  /**
+   * A session past its expiry that CheckResult reports still in progress ends `expired`, but only
+   * from the state that answer was about: `pending`, with no callback recorded. Returns false
+   * (and writes nothing) when a callback came meanwhile: that session is `verifying`, for
+   * CheckResult to decide.
+   */
+  async expirePending(merchantBizId: string): Promise<boolean> {
+    const { count } = await this.prisma.kycSession.updateMany({
+      where: { merchantBizId, status: 'pending', callbackPassed: null, passed: null },
+      data: { status: 'expired', errorCode: null, checkedAt: new Date() },
     });
     return count === 1;
   }

@@ -83,6 +83,14 @@ describe('configuration', () => {
     });
   });
 
+  test('a job timeout shorter than one CheckResult could take is refused (a live call would be retried)', () => {
+    const env = { ...base, CLOUDAUTH_TIMEOUT_MS: '10000', DATABASE_TIMEOUT_MS: '800' };
+    assert.match(errorOf({ ...env, CHECK_RESULT_JOB_TIMEOUT_S: '11' }), /CHECK_RESULT_JOB_TIMEOUT_S: must exceed CLOUDAUTH_TIMEOUT_MS/);
+    assert.equal(parseConfig({ ...env, CHECK_RESULT_JOB_TIMEOUT_S: '12' }).CHECK_RESULT_JOB_TIMEOUT_S, 12);
+    const defaults = parseConfig(base);
+    assert.deepEqual([defaults.CHECK_RESULT_JOB_TIMEOUT_S, defaults.JOBS_MAINTENANCE_INTERVAL_S], [120, 120]);
+  });
+
   test('the test config is valid', () => {
     assert.ok(testConfig().AUTH_JWT_SECRET);
   });

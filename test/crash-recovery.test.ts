@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { buildApp } from '../src/app.js';
-import { ConfigError, parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
 import { QUEUES } from '../src/results/plugin.js';
 import { buildSimulator, type Simulator } from '../src/simulator/server.js';
@@ -281,18 +281,6 @@ describe('SIGKILL mid-flow, then a restart on the same database and job queue', 
 });
 
 describe('job timings', () => {
-  test('a job timeout shorter than one CheckResult could take is refused (a live call would be retried)', () => {
-    const env = { ...minimalEnv, CLOUDAUTH_TIMEOUT_MS: '10000', DATABASE_TIMEOUT_MS: '800' };
-    assert.throws(() => parseConfig({ ...env, CHECK_RESULT_JOB_TIMEOUT_S: '11' }), (err: Error) => {
-      assert.ok(err instanceof ConfigError);
-      assert.match(err.message, /CHECK_RESULT_JOB_TIMEOUT_S: must exceed CLOUDAUTH_TIMEOUT_MS/);
-      return true;
-    });
-    assert.equal(parseConfig({ ...env, CHECK_RESULT_JOB_TIMEOUT_S: '12' }).CHECK_RESULT_JOB_TIMEOUT_S, 12);
-    const defaults = parseConfig(minimalEnv);
-    assert.deepEqual([defaults.CHECK_RESULT_JOB_TIMEOUT_S, defaults.JOBS_MAINTENANCE_INTERVAL_S], [120, 120]);
-  });
-
   test('a restart with another CHECK_RESULT_JOB_TIMEOUT_S applies it to the existing job queue', async () => {
     const first = testConfig({ DATABASE_URL: await freshDatabaseUrl(), JOBS_WORKERS: 'false' });
     const timeoutOf = async (c: Config) => {

@@ -18,7 +18,7 @@ import cloudauthPlugin from './cloudauth/plugin.js';
 import configPlugin from './config/plugin.js';
 import type { Config } from './config/schema.js';
 import dbPlugin from './db/plugin.js';
-import errorHandler, { frameworkErrors } from './errors/handler.js';
+import errorHandler, { clientErrors, frameworkErrors } from './errors/handler.js';
 import { loggerOptions } from './logging/options.js';
 import requestLoggingPlugin from './logging/plugin.js';
 import { RequestLogController, requestIdFrom } from './logging/request-log.js';
@@ -110,6 +110,7 @@ export async function buildApp(config: Config, opts: { logStream?: NodeJS.Writab
     bodyLimit: 64 * 1024,
     genReqId: requestIdFrom,
     frameworkErrors,
+    clientErrorHandler: clientErrors,
     logController: new RequestLogController(),
   }).withTypeProvider<ZodTypeProvider>();
   await app.register(fp(serviceApp), { config });

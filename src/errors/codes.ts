@@ -25,10 +25,12 @@ export const ERROR_CODES = {
   SESSION_STARTING: { status: 409, meaning: 'This verification is still being started (with `Retry-After`).' },
   SESSION_INTERRUPTED: { status: 409, meaning: 'Its start was interrupted (a crash) before the transaction was stored: it ends by itself at its expiry; use a new `merchantBizId`.' },
   CALLBACK_CONFLICT: { status: 409, meaning: 'A different outcome is already recorded for this transaction.' },
+  REQUEST_TIMEOUT: { status: 408, meaning: 'The request did not arrive whole within the server\'s request timeout; the connection is closed.' },
   BODY_TOO_LARGE: { status: 413, meaning: 'The body exceeds 64 KB.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'No parser for the body\'s Content-Type (send `application/json`).' },
   RATE_LIMITED: { status: 429, meaning: 'Too many requests from this user or IP (with `Retry-After`).' },
   QPS_BUDGET_EXHAUSTED: { status: 429, meaning: "No slot of the account's QPS budget within `CLOUDAUTH_BUDGET_WAIT_MS` (with `Retry-After`)." },
+  HEADERS_TOO_LARGE: { status: 431, meaning: 'The request line and headers exceed 16 KB (Node\'s limit), e.g. a very long URL; the connection is closed.' },
   INTERNAL_ERROR: { status: 500, meaning: 'A bug or an unavailable dependency; details only in the log.' },
   UPSTREAM_REJECTED: { status: 502, meaning: 'Alibaba refused our request: a bug or misconfiguration here.' },
   UPSTREAM_ERROR: { status: 502, meaning: 'Alibaba failed (5xx), was unreachable or answered something unreadable.' },
@@ -51,8 +53,8 @@ export const errorStatus = <C extends ErrorCode>(code: C): ErrorStatus<C> => ERR
  * runs, so its documented codes follow its code path).
  */
 export const ERROR_GROUPS = {
-  /** Every route: an unexpected failure. */
-  always: ['INTERNAL_ERROR', 'DB_UNAVAILABLE'],
+  /** Every route: an unexpected failure, and what Node's HTTP parser refuses before routing. */
+  always: ['INTERNAL_ERROR', 'DB_UNAVAILABLE', 'REQUEST_TIMEOUT', 'HEADERS_TOO_LARGE'],
   /** Routes behind @fastify/under-pressure. */
   overload: ['OVERLOADED'],
   /** Routes that validate params, query or body. */

@@ -1,8 +1,10 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import fp from 'fastify-plugin';
-import helmetHeaders from 'helmet';
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { HttpError } from './http-error.js';
+import helmetHeaders from 'helmet';
 import type { ErrorResponse } from './schema.js';
 
 /** Fastify's own 4xx errors, by their `code`, as our stable codes. */
@@ -66,3 +68,32 @@ export const frameworkErrors = (err: FastifyError, request: FastifyRequest, repl
   request.log.info({ code: err.code }, 'malformed request');
   void reply.code(status).send({ code: 'BAD_REQUEST', message: 'Malformed request URL' } satisfies ErrorResponse);
 };
+
+/** Node's HTTP parser errors by their code (null: the client is gone, nothing to answer). */
+const PARSER_ERRORS: Record<string, [number, ErrorResponse] | null> = {
+  ECONNRESET: null,
+  HPE_HEADER_OVERFLOW: [431, { code: 'HEADERS_TOO_LARGE', message: 'The request line and headers exceed the size limit' }],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, { code: 'REQUEST_TIMEOUT', message: 'The request did not arrive in time' }],
+};
+
+/**
+ * Fastify's clientErrorHandler: what Node's HTTP parser refuses before there is a request (a
+ * request line and headers over 16 KB, a malformed request, a request timeout) gets the envelope
+ * too, then the connection is closed (the parser cannot go on reading it). Otherwise as Fastify's
+ * default handler.
+ */
+export function clientErrors(this: FastifyInstance, err: Error & { code?: string; rawPacket?: unknown }, socket: Socket): void {
+  const answer = err.code !== undefined && Object.hasOwn(PARSER_ERRORS, err.code) ? PARSER_ERRORS[err.code]! : [400, { code: 'BAD_REQUEST', message: 'Malformed HTTP request' }] as const;
+  if (answer === null || socket.destroyed) return;
+  const [status, body] = answer;
+  this.log.debug({ code: err.code }, 'malformed HTTP request');
+  if (socket.writable) {
+    const json = JSON.stringify(body);
+    // An answer to HEAD has no body (the client would read one as a second, broken response).
+    const head = Buffer.isBuffer(err.rawPacket) && err.rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${head ? '' : json}`,
+    );
+  }
+  socket.destroy(err);
+}

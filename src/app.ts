@@ -19,6 +19,7 @@ import configPlugin from './config/plugin.js';
 import type { Config } from './config/schema.js';
 import dbPlugin from './db/plugin.js';
 import errorHandler, { clientErrors, frameworkErrors } from './errors/handler.js';
+import { HELMET_OPTIONS } from './errors/security-headers.js';
 import { loggerOptions } from './logging/options.js';
 import requestLoggingPlugin from './logging/plugin.js';
 import { RequestLogController, requestIdFrom } from './logging/request-log.js';
@@ -31,11 +32,14 @@ import internalRoutes from './routes/internal/index.js';
 import metricsRoute from './routes/metrics.js';
 import jobsPlugin from './jobs/plugin.js';
 import resultsPlugin from './results/plugin.js';
+import { CallbackGate, parseQuery } from './routes/kyc/callback-gate.js';
 import kycRoutes from './routes/kyc/index.js';
 import sessionsPlugin from './sessions/plugin.js';
 
 export interface AppOptions {
   config: Config;
+  /** Refuses forged callbacks in front of Fastify (buildApp makes the server with it). */
+  callbackGate?: CallbackGate;
 }
 
 /**
@@ -43,14 +47,14 @@ export interface AppOptions {
  * official fastify/demo). Config and Redis come first because the rate limiter stores its counts
  * in Redis.
  */
-export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config }) => {
+export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config, callbackGate }) => {
   // First, so that every route (the docs' too) answers errors in the same envelope.
   await app.register(errorHandler);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
   // External plugins
-  await app.register(helmet, { contentSecurityPolicy: false });
+  await app.register(helmet, HELMET_OPTIONS);
   await app.register(cors, { origin: config.CORS_ORIGINS.length > 0 ? config.CORS_ORIGINS : false });
   await app.register(configPlugin, { config });
   await app.register(redisPlugin);
@@ -98,13 +102,16 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config }
   // Routes
   await app.register(healthRoutes);
   await app.register(metricsRoute);
-  await app.register(kycRoutes, { prefix: '/kyc' });
+  await app.register(kycRoutes, { prefix: '/kyc', callbackGate });
   if (config.INTERNAL_API_KEY) await app.register(internalRoutes, { prefix: '/internal' });
 };
 
 /** A ready-to-listen Fastify instance for a validated config (logs to stdout unless given a stream). */
 export async function buildApp(config: Config, opts: { logStream?: NodeJS.WritableStream } = {}): Promise<FastifyInstance> {
+  const callbackGate = new CallbackGate();
   const app = Fastify({
+    serverFactory: callbackGate.serverFactory,
+    routerOptions: { querystringParser: parseQuery },
     logger: loggerOptions(config, opts.logStream),
     trustProxy: config.TRUST_PROXY,
     bodyLimit: 64 * 1024,
@@ -113,6 +120,6 @@ export async function buildApp(config: Config, opts: { logStream?: NodeJS.Writab
     clientErrorHandler: clientErrors,
     logController: new RequestLogController(),
   }).withTypeProvider<ZodTypeProvider>();
-  await app.register(fp(serviceApp), { config });
+  await app.register(fp(serviceApp), { config, callbackGate });
   return app;
 }

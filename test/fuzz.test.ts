@@ -10,6 +10,7 @@
  * the seed fast-check prints with a failure.
  */
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
@@ -61,6 +62,7 @@ const NUM_RUNS = {
   startNonJson: runs(600),
   startBoundarySizes: runs(300),
   callback: runs(3500),
+  callbackOverHttp: runs(1500),
   sessions: runs(2500),
 };
 const PLANNED = Object.values(NUM_RUNS).reduce((a, b) => a + b, 0);
@@ -259,6 +261,59 @@ describe('fuzz: GET /kyc/callback', () => {
       }),
       fcParams(NUM_RUNS.callback),
     );
+  });
+});
+
+/**
+ * The same request over a real connection, through the callback gate in front of Fastify (see
+ * src/routes/kyc/callback-gate.ts); undefined when Node's HTTP client refuses to send it as typed
+ * (control characters in the path or a header), which app.inject() sends anyway. A connection per
+ * request: a generated header (connection, expect, transfer-encoding…) may end a kept-alive one.
+ */
+async function overHttp(method: string, path: string, headers: Record<string, string>): Promise<{ statusCode: number; body: string } | undefined> {
+  const { port } = new URL(stack.appUrl);
+  return new Promise((resolve, reject) => {
+    try {
+      const req = httpRequest({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ statusCode: res.statusCode!, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'ERR_UNESCAPED_CHARACTERS' || code === 'ERR_INVALID_CHAR' || code === 'ERR_HTTP_INVALID_HEADER_VALUE' || code === 'ERR_INVALID_HTTP_TOKEN') resolve(undefined);
+      else reject(err);
+    }
+  });
+}
+
+describe('fuzz: GET /kyc/callback over HTTP, through the gate', () => {
+  test(`each answer over a real connection matches app.inject()'s for the same request (${NUM_RUNS.callbackOverHttp} runs)`, async () => {
+    let compared = 0;
+    await check(
+      fc.asyncProperty(callbackCase(seeded.length), async (c) => {
+        const q = queryString(callbackPairs(c, seeded));
+        const url = q ? `${c.path}?${q}` : c.path;
+        const headers = headersOf(c.headers);
+        // Over HTTP first: a genuine callback it records, inject() then redelivers (200 both times).
+        const viaHttp = await withTimeout(overHttp(c.method, url, headers), 15_000, `${c.method} ${url.slice(0, 160)}`);
+        const injected = await send(c.path === '/kyc/callback' ? 'callback' : 'other', { method: c.method, url, headers });
+        // inject() normalizes the URL (dot segments, a '#' fragment, escapes); a real client sends it as typed.
+        const normalized = new URL(url, 'http://localhost');
+        if (!viaHttp || `${normalized.pathname}${normalized.search}` !== url) return;
+        const codeOf = (body: string) => (body.startsWith('{') ? (JSON.parse(body) as { code?: string }).code : undefined);
+        // Over 16 KB of request line and headers, Node's parser refuses it before the app sees it.
+        if (viaHttp.statusCode === 431) return assert.equal(c.method === 'HEAD' ? 'HEADERS_TOO_LARGE' : codeOf(viaHttp.body), 'HEADERS_TOO_LARGE');
+        compared++;
+        assert.deepEqual([viaHttp.statusCode, codeOf(viaHttp.body)], [injected.statusCode, codeOf(injected.body)], `${c.method} ${url.slice(0, 200)}`);
+      }),
+      fcParams(NUM_RUNS.callbackOverHttp),
+    );
+    // Most generated requests are sendable as they are; the comparison must not have been vacuous.
+    assert.ok(compared >= NUM_RUNS.callbackOverHttp / 2, `only ${compared} requests went over HTTP`);
   });
 });
 

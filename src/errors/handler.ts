@@ -4,7 +4,7 @@ import fp from 'fastify-plugin';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { HttpError } from './http-error.js';
-import helmetHeaders from 'helmet';
+import { securityHeaders } from './security-headers.js';
 import type { ErrorResponse } from './schema.js';
 
 /** Fastify's own 4xx errors, by their `code`, as our stable codes. */
@@ -55,8 +55,6 @@ export default fp(
   },
   { name: 'error-handler' },
 );
-
-const securityHeaders = helmetHeaders({ contentSecurityPolicy: false });
 
 /**
  * Errors Fastify meets before routing (a malformed URL, a too-long path parameter): no hook runs

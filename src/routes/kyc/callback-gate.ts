@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { FastifyBaseLogger, FastifyServerFactory } from 'fastify';
 import querystring from 'fast-querystring';
-import { securityHeaders } from '../../errors/security-headers.js';
+import { staticSecurityHeaders } from '../../errors/security-headers.js';
 import { requestIdFrom, REQUEST_ID_HEADER } from '../../logging/request-log.js';
 import type { CallbackTokens } from '../../sessions/callback-token.js';
 import { rejectedCallback } from '../../sessions/callback.js';
@@ -44,6 +44,14 @@ export class CallbackGate {
   #armed: Armed | undefined;
   readonly #refusal = rejectedCallback();
   readonly #body = JSON.stringify({ code: this.#refusal.code, message: this.#refusal.message });
+  /** Every header of a refusal but the request id, as writeHead takes them: [name, value, …]. */
+  readonly #headers = [
+    ...staticSecurityHeaders(),
+    'content-type',
+    'application/json; charset=utf-8',
+    'content-length',
+    String(Buffer.byteLength(this.#body)),
+  ];
 
   /** The callback route arms the gate once the tokens and metrics exist; until then it lets all through. */
   arm(armed: Armed): void {
@@ -86,12 +94,7 @@ export class CallbackGate {
 
     const requestId = requestIdFrom(req);
     const { statusCode } = this.#refusal;
-    securityHeaders(req, res, () => {});
-    res.writeHead(statusCode, {
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': Buffer.byteLength(this.#body),
-      [REQUEST_ID_HEADER]: requestId,
-    });
+    res.writeHead(statusCode, [...this.#headers, REQUEST_ID_HEADER, requestId]);
     res.end(this.#body);
     armed.onRefused((performance.now() - startedAt) / 1000);
     armed.log.debug({ reqId: requestId, req: { method: 'GET', url: CALLBACK_PATH }, route: CALLBACK_PATH, statusCode, gate: true }, 'request completed');

@@ -1,6 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import fp from 'fastify-plugin';
-import { noteUpstreamRequestId } from '../logging/request-log.js';
 import { createCloudAuthClient } from './client.js';
 import { CloudAuthError } from './errors.js';
 import type { ApiName, CallOptions, CloudAuthApi } from './types.js';
@@ -52,13 +51,13 @@ export default fp(
         try {
           const result = await call({ ...options, deadlineAt });
           app.metrics.upstreamCall(api, Date.now() - startedAt);
-          noteUpstreamRequestId(result.requestId);
+          if (result.requestId) options.onUpstreamRequestId?.(result.requestId);
           log.info({ api, attempt, budgetWaitMs: startedAt - queuedAt, upstreamMs: Date.now() - startedAt }, 'upstream call');
           return result;
         } catch (err) {
           if (!(err instanceof CloudAuthError)) throw err;
           app.metrics.upstreamCall(api, Date.now() - startedAt, err);
-          noteUpstreamRequestId(err.details.requestId);
+          if (err.details.requestId) options.onUpstreamRequestId?.(err.details.requestId);
           const delay = throttleDelayMs(attempt, err.details.retryAfterMs);
           const retry = err.failure === 'throttled' && attempt < MAX_THROTTLED_ATTEMPTS && Date.now() + delay < deadlineAt;
           log.warn(

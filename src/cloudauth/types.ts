@@ -66,6 +66,8 @@ export interface CallOptions {
   deadlineAt?: number;
   /** Where to log the call (a request's logger carries its request id). */
   log?: FastifyBaseLogger;
+  /** Told Alibaba's RequestId of every answer, failures included (a request logs the last one). */
+  onUpstreamRequestId?: (requestId: string) => void;
 }
 
 /** What the rest of the service needs from cloudauth-intl. */

@@ -1,7 +1,7 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 
 /** The header a caller (or a proxy) may send a request id in; the id is echoed back in it. */
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -13,15 +13,6 @@ const SANE_MERCHANT_BIZ_ID = /^[A-Za-z0-9]{1,32}$/;
 export function requestIdFrom(req: IncomingMessage): string {
   const incoming = req.headers[REQUEST_ID_HEADER];
   return typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
-}
-
-/** The request an upstream call is made for (set around the route's handler, see plugin.ts). */
-export const requestContext = new AsyncLocalStorage<FastifyRequest>();
-
-/** Remembers Alibaba's RequestId of the last upstream call made for the current request, if any. */
-export function noteUpstreamRequestId(requestId: string | undefined): void {
-  const request = requestContext.getStore();
-  if (request && requestId) request.upstreamRequestId = requestId;
 }
 
 /** The merchantBizId a request names (params, query or body), when it is a valid one. */
@@ -42,6 +33,9 @@ export class RequestLogController extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const level = error ? 'error' : reply.statusCode >= 500 ? 'warn' : request.logQuietly ? 'debug' : 'info';
+    // Not even built when it would not be written (a forged flood's lines are debug).
+    if (!(reply.log as FastifyBaseLogger & Pick<Logger, 'isLevelEnabled'>).isLevelEnabled(level)) return;
     const line = {
       req: request,
       route: request.routeOptions.url,
@@ -51,9 +45,6 @@ export class RequestLogController extends LogController {
       upstreamRequestId: request.upstreamRequestId ?? undefined,
       ...(error ? { err: error } : {}),
     };
-    if (error) reply.log.error(line, 'request errored');
-    else if (reply.statusCode >= 500) reply.log.warn(line, 'request completed');
-    else if (request.logQuietly) reply.log.debug(line, 'request completed');
-    else reply.log.info(line, 'request completed');
+    reply.log[level](line, error ? 'request errored' : 'request completed');
   }
 }

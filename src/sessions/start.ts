@@ -19,6 +19,8 @@ export interface StartDeps {
   budget: { check(api: 'Initialize'): Promise<void> };
   cloudauth: CloudAuthApi;
   log: FastifyBaseLogger;
+  /** See CallOptions: the route notes Alibaba's RequestId for its request log line. */
+  onUpstreamRequestId?: (requestId: string) => void;
 }
 
 export interface StartedSession {
@@ -105,7 +107,7 @@ export async function startSession(
 
   let result;
   try {
-    result = await cloudauth.initialize(request, { log, ...(signal ? { signal } : {}) });
+    result = await cloudauth.initialize(request, { log, ...(signal ? { signal } : {}), ...(deps.onUpstreamRequestId ? { onUpstreamRequestId: deps.onUpstreamRequestId } : {}) });
   } catch (err) {
     if (err instanceof CloudAuthError) {
       const httpError = upstreamHttpError(err);

@@ -31,7 +31,17 @@ const startRoute: FastifyPluginAsyncZod = async (app) => {
       });
       const user = request.user!;
       const { created, ...session } = await startSession(
-        { config: app.config, sessions: app.sessions, callbackTokens: app.callbackTokens, budget: app.budget, cloudauth: app.cloudauth, log: request.log },
+        {
+          config: app.config,
+          sessions: app.sessions,
+          callbackTokens: app.callbackTokens,
+          budget: app.budget,
+          cloudauth: app.cloudauth,
+          log: request.log,
+          onUpstreamRequestId: (id) => {
+            request.upstreamRequestId = id;
+          },
+        },
         user.ref,
         request.body,
         abort.signal,

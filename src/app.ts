@@ -55,7 +55,8 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config, 
 
   // External plugins
   await app.register(helmet, HELMET_OPTIONS);
-  await app.register(cors, { origin: config.CORS_ORIGINS.length > 0 ? config.CORS_ORIGINS : false });
+  // No origins, no plugin: a browser then reads nothing cross-origin, and no request pays a hook for it.
+  if (config.CORS_ORIGINS.length > 0) await app.register(cors, { origin: config.CORS_ORIGINS });
   await app.register(configPlugin, { config });
   await app.register(redisPlugin);
   await app.register(underPressure, underPressureOptions(config));
@@ -83,8 +84,9 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config, 
   app.addHook('preClose', async () => {
     closing = true;
   });
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
 
   // App plugins

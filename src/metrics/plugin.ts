@@ -22,11 +22,12 @@ export default fp(
     });
     app.decorate('metrics', metrics);
 
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       metrics.httpDuration.observe(
         { method: request.method, route: request.routeOptions.url ?? UNMATCHED_ROUTE, status_code: String(reply.statusCode) },
         reply.elapsedTime / 1000,
       );
+      done();
     });
     app.addHook('onClose', async () => {
       metrics.registry.clear();

@@ -14,7 +14,7 @@
  *     redeliveries, forged callbacks, health checks. 5xx count, RSS and event-loop delay p99 sampled
  *     every 5 s. It runs before the floods: a flood grows V8's heap, which says nothing about steady use.
  * Knobs: BENCH_QPS (10), BENCH_START_SECONDS (60), BENCH_FLOOD_SECONDS (10), BENCH_SOAK_SECONDS (60),
- * BENCH_CONNECTIONS (50).
+ * BENCH_CONNECTIONS (50), BENCH_NODE_FLAGS (the service's node flags; default: the Docker image's).
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -39,8 +39,8 @@ const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127
 const JWT_KEY = randomBytes(24).toString('hex');
 const SIM_KEY = { id: 'bench-key-id', secret: 'bench-key-secret' };
 const META_INFO = JSON.stringify({ zimVer: '3.0.0', deviceType: 'h5', appName: 'bench' });
-/** As the Docker image runs the service (its NODE_OPTIONS). */
-const SERVICE_NODE_FLAGS = '--max-old-space-size=96';
+/** As the Docker image runs the service (its NODE_OPTIONS), unless BENCH_NODE_FLAGS says otherwise. */
+const SERVICE_NODE_FLAGS = process.env.BENCH_NODE_FLAGS ?? '--max-old-space-size=96';
 /** Only the log lines of requests this bench tagged are parsed (x-request-id: bench-…). */
 const TAG = 'bench-';
 
@@ -285,7 +285,7 @@ async function main() {
       RATE_LIMIT_PER_USER: '1000000',
       RATE_LIMIT_PER_IP: '1000000',
       RATE_LIMIT_CALLBACK_PER_IP: '100000000',
-    }, `${APP}/healthz`, { keepLine: (line) => line.includes(`"${TAG}`), nodeArgs: [SERVICE_NODE_FLAGS] });
+    }, `${APP}/healthz`, { keepLine: (line) => line.includes(`"${TAG}`), nodeArgs: SERVICE_NODE_FLAGS.split(' ').filter(Boolean) });
     children.push(app);
     children.push(await startNode('bench/lib/bare-route.mjs', { BARE_PORT: String(BARE_PORT) }, `http://127.0.0.1:${BARE_PORT}/healthz`));
     const rssIdle = rssMb(app.process.pid!);

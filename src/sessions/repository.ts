@@ -39,8 +39,12 @@ export class SessionRepository {
     merchantBizId: string,
     t: { transactionId: string; transactionUrl: string; protocol: string | null; expiresAt: Date; upstreamRequestId: string | null },
   ): Promise<void> {
-    // updateMany: no RETURNING of the row nobody reads (update costs twice the CPU).
-    await this.prisma.kycSession.updateMany({ where: { merchantBizId }, data: t });
+    // Raw on the hot path, like reserve: Prisma's updateMany took ~1.8× its CPU (0.37–0.51 vs 0.21–0.28 ms).
+    await this.prisma.$executeRaw`
+      UPDATE kyc_session
+         SET transaction_id = ${t.transactionId}, transaction_url = ${t.transactionUrl}, protocol = ${t.protocol},
+             expires_at = ${t.expiresAt}, upstream_request_id = ${t.upstreamRequestId}, updated_at = now()
+       WHERE merchant_biz_id = ${merchantBizId}`;
   }
 
   /** Records why a reserved session could not be started. */

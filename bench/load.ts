@@ -14,7 +14,7 @@
  *     redeliveries, forged callbacks, health checks. 5xx count, RSS and event-loop delay p99 sampled
  *     every 5 s. It runs before the floods: a flood grows V8's heap, which says nothing about steady use.
  * Knobs: BENCH_QPS (10), BENCH_START_SECONDS (60), BENCH_FLOOD_SECONDS (10), BENCH_SOAK_SECONDS (60),
- * BENCH_CONNECTIONS (50), BENCH_NODE_FLAGS (the service's node flags; default: the Docker image's).
+ * BENCH_CONNECTIONS (50), BENCH_NODE_FLAGS and MALLOC_ARENA_MAX (the service's; default: the Docker image's).
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -39,8 +39,18 @@ const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127
 const JWT_KEY = randomBytes(24).toString('hex');
 const SIM_KEY = { id: 'bench-key-id', secret: 'bench-key-secret' };
 const META_INFO = JSON.stringify({ zimVer: '3.0.0', deviceType: 'h5', appName: 'bench' });
-/** As the Docker image runs the service (its NODE_OPTIONS), unless BENCH_NODE_FLAGS says otherwise. */
-const SERVICE_NODE_FLAGS = process.env.BENCH_NODE_FLAGS ?? '--max-old-space-size=96';
+/** How the Docker image runs the service: its NODE_OPTIONS and MALLOC_ARENA_MAX, read from the Dockerfile. */
+function imageMemorySettings(): { NODE_OPTIONS: string; MALLOC_ARENA_MAX: string } {
+  const dockerfile = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8');
+  const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  const nodeOptions = /NODE_OPTIONS="([^"]*)"/.exec(runtime)?.[1];
+  const arenas = /MALLOC_ARENA_MAX=(\d+)/.exec(runtime)?.[1];
+  if (nodeOptions === undefined || arenas === undefined) throw new Error('Dockerfile: no NODE_OPTIONS="…" or MALLOC_ARENA_MAX in the runtime stage');
+  return { NODE_OPTIONS: nodeOptions, MALLOC_ARENA_MAX: arenas };
+}
+const IMAGE = imageMemorySettings();
+/** The service's node flags: the image's, unless BENCH_NODE_FLAGS says otherwise. */
+const SERVICE_NODE_FLAGS = process.env.BENCH_NODE_FLAGS ?? IMAGE.NODE_OPTIONS;
 /** Only the log lines of requests this bench tagged are parsed (x-request-id: bench-…). */
 const TAG = 'bench-';
 
@@ -266,6 +276,7 @@ async function main() {
       }, `${SIM}/__sim/health`),
     );
     const app = await startNode('dist/server.js', {
+      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? IMAGE.MALLOC_ARENA_MAX,
       NODE_ENV: 'test',
       LOG_LEVEL: 'info',
       PORT: String(APP_PORT),
@@ -315,7 +326,7 @@ async function main() {
 
     const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-');
     const statusMix = (r: autocannon.Result) => `2xx ${r['2xx']}, 4xx ${r['4xx']}, 5xx ${r['5xx']}, errors ${r.errors + r.timeouts}`;
-    console.log(`\nLoad and soak: N=${N}, one instance (node ${SERVICE_NODE_FLAGS}), upstream latency ${UPSTREAM_LATENCY_MS} ms, ${CONNECTIONS} connections for floods`);
+    console.log(`\nLoad and soak: N=${N}, one instance (node ${SERVICE_NODE_FLAGS}, MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? IMAGE.MALLOC_ARENA_MAX}), upstream latency ${UPSTREAM_LATENCY_MS} ms, ${CONNECTIONS} connections for floods`);
     console.log('| scenario | measure | result | goal |');
     console.log('| --- | --- | --- | --- |');
     console.log(`| 1. POST /kyc/start, ${start.rate} req/s for ${START_SECONDS} s | service's own time (duration − upstream − budget wait) p50 / p99 / max | ${fmt(start.ownP50)} / ${fmt(start.ownP99)} / ${fmt(start.ownMax)} ms | p99 ≤ 5 ms |`);

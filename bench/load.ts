@@ -181,9 +181,16 @@ function rssMb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
 }
 
+/** prom-client samples the event loop with a timer every 10 ms (its default precision). */
+const LOOP_SAMPLING_MS = 10;
+
+/**
+ * The event loop's delay p99 since the last scrape: prom-client's histogram holds the time between
+ * its timer's runs (an idle process reads ~10 ms), so the delay is that minus the sampling interval.
+ */
 async function eventLoopP99Ms(): Promise<number> {
   const text = await (await fetch(`${APP}/metrics`)).text();
-  return Number(/^nodejs_eventloop_lag_p99_seconds (\S+)/m.exec(text)?.[1] ?? NaN) * 1000;
+  return Number(/^nodejs_eventloop_lag_p99_seconds (\S+)/m.exec(text)?.[1] ?? NaN) * 1000 - LOOP_SAMPLING_MS;
 }
 
 /** Least-squares slope of y over x. */
@@ -306,7 +313,9 @@ async function main() {
     await sleep(1500);
 
     console.error(`1/3 POST /kyc/start at ${0.9 * N} req/s for ${START_SECONDS} s…`);
+    await eventLoopP99Ms(); // restarts the histogram
     const start = await startLatency(app);
+    const startLoopP99 = await eventLoopP99Ms();
 
     const sessions = [...start.sessions];
     const valid = await complete(sessions.splice(0, 20));
@@ -332,6 +341,7 @@ async function main() {
     console.log(`| 1. POST /kyc/start, ${start.rate} req/s for ${START_SECONDS} s | service's own time (duration − upstream − budget wait) p50 / p99 / max | ${fmt(start.ownP50)} / ${fmt(start.ownP99)} / ${fmt(start.ownMax)} ms | p99 ≤ 5 ms |`);
     console.log(`| | upstream call p50; budget wait p99 | ${fmt(start.upstreamP50)} ms; ${fmt(start.waitP99)} ms | |`);
     console.log(`| | client latency p50 / p99 | ${fmt(start.clientP50)} / ${fmt(start.clientP99)} ms | |`);
+    console.log(`| | the service's event-loop delay p99 over the run | ${fmt(startLoopP99)} ms | |`);
     console.log(`| | 201 / other | ${start.created} / ${start.other} | all 201 |`);
     console.log(`| 2. GET /kyc/callback flood, ${FLOOD_SECONDS} s each | bare Fastify route (own process) | ${fmt(bare.requests.average, 0)} req/s (${statusMix(bare)}) | |`);
     console.log(`| | the service's own bare route (GET /healthz: same plugins, logged) | ${fmt(health.requests.average, 0)} req/s (${statusMix(health)}) | |`);
@@ -340,7 +350,7 @@ async function main() {
     console.log(`| 3. mixed soak, ${SOAK_SECONDS} s, ${soakResult.requests} requests | 5xx / connection errors | ${soakResult.fivexx} / ${soakResult.errors} | 0 |`);
     console.log(`| | RSS idle → soak start → end (max) | ${fmt(rssIdle, 0)} → ${fmt(soakResult.rssStart, 0)} → ${fmt(soakResult.rssEnd, 0)} MB (${fmt(soakResult.rssMax, 0)}) | ≤ 150 MB |`);
     console.log(`| | RSS trend over the second half | ${fmt(soakResult.rssSlopeMbPerMin)} MB/min (samples every 5 s: ${soakResult.rssSeries}) | no growth |`);
-    console.log(`| | event-loop delay p99 (worst 5-s sample) | ${fmt(soakResult.loopP99Max)} ms | |`);
+    console.log(`| | event-loop delay p99 beyond the 10-ms sampling (worst 5-s sample) | ${fmt(soakResult.loopP99Max)} ms | |`);
     console.log(`| after the floods | RSS | ${fmt(rssAfterFloods, 0)} MB | |`);
   } finally {
     for (const child of children.reverse()) await child.stop();

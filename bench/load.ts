@@ -20,7 +20,9 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
+import pg from 'pg';
 import { percentile, startNode, type Child } from './lib/processes.js';
 import { benchDatabase, paced } from './lib/runs.js';
 
@@ -193,6 +195,35 @@ async function eventLoopP99Ms(): Promise<number> {
   return Number(/^nodejs_eventloop_lag_p99_seconds (\S+)/m.exec(text)?.[1] ?? NaN) * 1000 - LOOP_SAMPLING_MS;
 }
 
+/**
+ * What one hop of a start costs at the least on this machine, with nothing of the service in the
+ * way: a committed single-row INSERT (node-postgres, durable commit) and a Redis round trip, 200
+ * each, paced like the start run. A start makes two of the first and four of the second.
+ */
+async function floors(databaseUrl: string) {
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  try {
+    await db.query('CREATE TEMP TABLE bench_floor (id serial PRIMARY KEY, v text)');
+    const commits: number[] = [];
+    const pings: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      let t0 = performance.now();
+      await db.query('INSERT INTO bench_floor (v) VALUES ($1)', ['x']);
+      commits.push(performance.now() - t0);
+      t0 = performance.now();
+      await redis.ping();
+      pings.push(performance.now() - t0);
+      await sleep(1000 / (0.9 * N) / 2);
+    }
+    return { commitP50: percentile(commits, 50), commitP99: percentile(commits, 99), pingP50: percentile(pings, 50), pingP99: percentile(pings, 99) };
+  } finally {
+    await db.end();
+    redis.disconnect();
+  }
+}
+
 /** Least-squares slope of y over x. */
 function slope(points: Array<[number, number]>): number {
   const n = points.length;
@@ -312,6 +343,7 @@ async function main() {
     await paced(N / 2, 2, (i) => startSession(`warmup-${i}`, `warmup-${i}`));
     await sleep(1500);
 
+    const floor = await floors(BASE_DATABASE_URL);
     console.error(`1/3 POST /kyc/start at ${0.9 * N} req/s for ${START_SECONDS} s…`);
     await eventLoopP99Ms(); // restarts the histogram
     const start = await startLatency(app);
@@ -343,6 +375,7 @@ async function main() {
     console.log(`| | client latency p50 / p99 | ${fmt(start.clientP50)} / ${fmt(start.clientP99)} ms | |`);
     console.log(`| | the service's event-loop delay p99 over the run | ${fmt(startLoopP99)} ms | |`);
     console.log(`| | 201 / other | ${start.created} / ${start.other} | all 201 |`);
+    console.log(`| | floors, without the service: a durable PostgreSQL commit p50 / p99; a Redis round trip p50 / p99 | ${fmt(floor.commitP50, 2)} / ${fmt(floor.commitP99, 2)} ms; ${fmt(floor.pingP50, 2)} / ${fmt(floor.pingP99, 2)} ms | |`);
     console.log(`| 2. GET /kyc/callback flood, ${FLOOD_SECONDS} s each | bare Fastify route (own process) | ${fmt(bare.requests.average, 0)} req/s (${statusMix(bare)}) | |`);
     console.log(`| | the service's own bare route (GET /healthz: same plugins, logged) | ${fmt(health.requests.average, 0)} req/s (${statusMix(health)}) | |`);
     console.log(`| | valid tokens (redeliveries) | ${fmt(validFlood.requests.average, 0)} req/s, p99 ${validFlood.latency.p99} ms (${statusMix(validFlood)}) | |`);

@@ -24,7 +24,7 @@ import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import pg from 'pg';
 import { percentile, startNode, type Child } from './lib/processes.js';
-import { benchDatabase, paced } from './lib/runs.js';
+import { benchDatabase, imageMemorySettings, paced } from './lib/runs.js';
 
 const N = Number(process.env.BENCH_QPS ?? 10);
 const START_SECONDS = Number(process.env.BENCH_START_SECONDS ?? 60);
@@ -41,15 +41,6 @@ const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127
 const JWT_KEY = randomBytes(24).toString('hex');
 const SIM_KEY = { id: 'bench-key-id', secret: 'bench-key-secret' };
 const META_INFO = JSON.stringify({ zimVer: '3.0.0', deviceType: 'h5', appName: 'bench' });
-/** How the Docker image runs the service: its NODE_OPTIONS and MALLOC_ARENA_MAX, read from the Dockerfile. */
-function imageMemorySettings(): { NODE_OPTIONS: string; MALLOC_ARENA_MAX: string } {
-  const dockerfile = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8');
-  const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
-  const nodeOptions = /NODE_OPTIONS="([^"]*)"/.exec(runtime)?.[1];
-  const arenas = /MALLOC_ARENA_MAX=(\d+)/.exec(runtime)?.[1];
-  if (nodeOptions === undefined || arenas === undefined) throw new Error('Dockerfile: no NODE_OPTIONS="…" or MALLOC_ARENA_MAX in the runtime stage');
-  return { NODE_OPTIONS: nodeOptions, MALLOC_ARENA_MAX: arenas };
-}
 const IMAGE = imageMemorySettings();
 /** The service's node flags: the image's, unless BENCH_NODE_FLAGS says otherwise. */
 const SERVICE_NODE_FLAGS = process.env.BENCH_NODE_FLAGS ?? IMAGE.NODE_OPTIONS;

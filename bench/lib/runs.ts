@@ -1,5 +1,6 @@
-/** What both benchmarks need around a run: open-loop pacing and a database schema of their own. */
+/** What the benchmarks need around a run: open-loop pacing, a database schema of their own, the image's memory settings. */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { migrate } from '../../src/db/migrate.js';
@@ -36,4 +37,14 @@ export async function benchDatabase(baseUrl: string) {
       await db.end();
     },
   };
+}
+
+/** How the Docker image runs the service: its NODE_OPTIONS and MALLOC_ARENA_MAX, read from the Dockerfile. */
+export function imageMemorySettings(): { NODE_OPTIONS: string; MALLOC_ARENA_MAX: string } {
+  const dockerfile = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8');
+  const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  const nodeOptions = /NODE_OPTIONS="([^"]*)"/.exec(runtime)?.[1];
+  const arenas = /MALLOC_ARENA_MAX=(\d+)/.exec(runtime)?.[1];
+  if (nodeOptions === undefined || arenas === undefined) throw new Error('Dockerfile: no NODE_OPTIONS="…" or MALLOC_ARENA_MAX in the runtime stage');
+  return { NODE_OPTIONS: nodeOptions, MALLOC_ARENA_MAX: arenas };
 }

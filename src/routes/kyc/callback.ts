@@ -2,10 +2,10 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ERROR_GROUPS as E } from '../../errors/codes.js';
 import { errorResponses } from '../../errors/schema.js';
 import { acceptCallback, rejectedCallback } from '../../sessions/callback.js';
-import { isForged, type CallbackGate } from './callback-gate.js';
+import { CALLBACK_PATH, isForged, type CallbackGate } from './callback-gate.js';
 import { callbackQuerySchema, callbackResponseSchema } from './schemas.js';
 
-const GATE_REFUSAL_LABELS = { method: 'GET', route: '/kyc/callback', status_code: '403' };
+const GATE_REFUSAL_LABELS = { method: 'GET', route: CALLBACK_PATH, status_code: '403' };
 
 /** Alibaba's webhook: GET <CallbackUrl>?transactionId&passed&subCode&callbackToken. */
 const callbackRoute: FastifyPluginAsyncZod<{ callbackGate?: CallbackGate | undefined }> = async (app, { callbackGate }) => {

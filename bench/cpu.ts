@@ -1,0 +1,87 @@
+/**
+ * `npm run bench:cpu`: the service's CPU time per request under a saturating flood, next to a bare
+ * Fastify route's: forged callbacks (refused by the callback gate), and GET /healthz (every plugin,
+ * logged). CPU time is read from /proc/<pid>/stat around each flood, so it does not depend on how
+ * fast the load generator (which shares the machine) can send. Prints numbers; asserts nothing.
+ *
+ * The service runs as the Docker image runs it unless BENCH_NODE_FLAGS says otherwise; no upstream
+ * is needed (nothing here calls Alibaba). Knobs: BENCH_FLOOD_SECONDS (5), BENCH_CONNECTIONS (50).
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import autocannon from 'autocannon';
+import { startNode, type Child } from './lib/processes.js';
+import { benchDatabase, imageMemorySettings } from './lib/runs.js';
+
+const SECONDS = Number(process.env.BENCH_FLOOD_SECONDS ?? 5);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const APP_PORT = 13200;
+const BARE_PORT = 13201;
+const APP = `http://127.0.0.1:${APP_PORT}`;
+const BARE = `http://127.0.0.1:${BARE_PORT}`;
+const IMAGE = imageMemorySettings();
+
+/** User + system CPU time of a process so far, in ms (clock ticks of 10 ms). */
+function cpuMs(child: Child): number {
+  const fields = readFileSync(`/proc/${child.process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+async function flood(name: string, child: Child, url: string, paths: string[]) {
+  const requests = paths.map((path) => ({ method: 'GET' as const, path }));
+  await autocannon({ url, connections: CONNECTIONS, duration: 2, requests }); // warm-up (JIT)
+  const before = cpuMs(child);
+  const startedAt = Date.now();
+  const result = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS, requests });
+  const cpu = cpuMs(child) - before;
+  const perRequestUs = (cpu * 1000) / result.requests.total;
+  const busy = (100 * cpu) / (Date.now() - startedAt);
+  console.log(`| ${name} | ${perRequestUs.toFixed(1)} µs | ${Math.round(result.requests.average)} req/s | ${busy.toFixed(0)} % | ${result['2xx']} / ${result.non2xx} / ${result.errors} |`);
+  return perRequestUs;
+}
+
+const database = await benchDatabase(process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test');
+const children: Child[] = [];
+try {
+  const app = await startNode('dist/server.js', {
+    MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? IMAGE.MALLOC_ARENA_MAX,
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    PORT: String(APP_PORT),
+    HOST: '127.0.0.1',
+    DATABASE_URL: database.url,
+    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    ALIBABA_CLOUD_ACCESS_KEY_ID: 'bench-key-id',
+    ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'bench-key-secret',
+    CLOUDAUTH_ENDPOINT: 'http://127.0.0.1:9',
+    CLOUDAUTH_ACCOUNT: `bench-cpu-${randomBytes(4).toString('hex')}`,
+    JOBS_SCHEMA: database.jobsSchema,
+    PUBLIC_BASE_URL: APP,
+    AUTH_JWT_SECRET: randomBytes(24).toString('hex'),
+    USER_ID_HASH_SECRET: 'bench-user-id-hash-secret-0123456789',
+  }, `${APP}/healthz`, { keepLine: () => false, nodeArgs: (process.env.BENCH_NODE_FLAGS ?? IMAGE.NODE_OPTIONS).split(' ').filter(Boolean) });
+  children.push(app);
+  const bare = await startNode('bench/lib/bare-route.mjs', { BARE_PORT: String(BARE_PORT) }, `${BARE}/healthz`);
+  children.push(bare);
+
+  const forged = Array.from({ length: 40 }, () => {
+    const query = new URLSearchParams({
+      merchantBizId: randomBytes(8).toString('hex'),
+      transactionId: `sim${randomBytes(12).toString('hex')}`,
+      passed: 'Y',
+      subCode: '200',
+      callbackToken: randomBytes(32).toString('base64url'),
+    });
+    return `/kyc/callback?${query}`;
+  });
+  console.log(`\nCPU per request under a ${SECONDS}-s flood, ${CONNECTIONS} connections (service: node ${process.env.BENCH_NODE_FLAGS ?? IMAGE.NODE_OPTIONS})`);
+  console.log('| flood | server CPU per request | requests/s | server CPU busy | 2xx / other / errors |');
+  console.log('| --- | --- | --- | --- | --- |');
+  const bareUs = await flood('bare Fastify route, forged callbacks (own process)', bare, BARE, forged);
+  const forgedUs = await flood('the service, forged callbacks (the callback gate)', app, APP, forged);
+  const healthUs = await flood('the service, GET /healthz (every plugin, logged)', app, APP, ['/healthz']);
+  console.log(`\nForged refusal: ${(forgedUs / bareUs).toFixed(2)}× the bare route's CPU; /healthz ${(healthUs / bareUs).toFixed(2)}×.`);
+} finally {
+  for (const child of children.reverse()) await child.stop();
+  await database.drop();
+}

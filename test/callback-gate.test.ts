@@ -5,7 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { Agent, request as httpRequest } from 'node:http';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startStack } from './helpers/stack.js';
 import { useStack } from './helpers/use-stack.js';
 
 const ctx = useStack({ env: { LOG_LEVEL: 'debug' } });
@@ -81,4 +84,38 @@ test('a request line over 16 KB gets the error envelope from the HTTP server (43
   const res = await fetch(`${ctx.stack.appUrl}/kyc/callback?transactionId=${'A'.repeat(20_000)}`);
   assert.equal(res.status, 431);
   assert.deepEqual(await res.json(), { code: 'HEADERS_TOO_LARGE', message: 'The request line and headers exceed the size limit' });
+});
+
+test('a flood of forged callbacks on kept-alive connections does not hold up shutdown', async () => {
+  const own = await startStack();
+  const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+  const { port } = new URL(own.appUrl);
+  const send = () =>
+    new Promise<number>((resolve) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: `/kyc/callback?${forgedQuery()}`, agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', () => resolve(0));
+      req.end();
+    });
+  let flooding = true;
+  const statuses: number[] = [];
+  // Four connections, each sending its next forged callback as soon as the last one is answered.
+  const floods = Array.from({ length: 4 }, async () => {
+    while (flooding) statuses.push(await send());
+  });
+  try {
+    await sleep(300);
+    assert.ok(statuses.length > 0 && statuses.every((s) => s === 403));
+    // The server is ours (serverFactory): on close, Fastify still ends its kept-alive connections between
+    // two requests, so a flood that never lets a connection rest cannot keep the process alive.
+    const closed = await Promise.race([own.app.close().then(() => 'closed'), sleep(5000).then(() => 'still open')]);
+    assert.equal(closed, 'closed');
+  } finally {
+    flooding = false;
+    await Promise.all(floods);
+    agent.destroy();
+    await own.close();
+  }
 });

@@ -35,10 +35,9 @@ interface Armed {
  *
  * It answers exactly what the route answers to the same request (403 CALLBACK_REJECTED with the
  * security headers and the request id), for the one shape Alibaba sends: `GET /kyc/callback?…`.
- * Anything else (another path or method, a genuine token, a request while the app is closing,
- * `app.inject()`) goes to Fastify, whose callback route makes the same check first (isForged), so
- * the gate only changes how much a refusal costs, never what it says. A refusal here is counted and
- * logged (at debug) like the route's.
+ * Anything else (another path or method, a genuine token, `app.inject()`) goes to Fastify, whose
+ * callback route makes the same check first (isForged), so the gate only changes how much a refusal
+ * costs, never what it says. A refusal here is counted and logged (at debug) like the route's.
  */
 export class CallbackGate {
   #armed: Armed | undefined;
@@ -56,11 +55,6 @@ export class CallbackGate {
   /** The callback route arms the gate once the tokens and metrics exist; until then it lets all through. */
   arm(armed: Armed): void {
     this.#armed = armed;
-  }
-
-  /** On close: from then on Fastify answers everything (503 and `connection: close` while closing). */
-  disarm(): void {
-    this.#armed = undefined;
   }
 
   /**

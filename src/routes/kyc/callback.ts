@@ -18,7 +18,6 @@ const callbackRoute: FastifyPluginAsyncZod<{ callbackGate?: CallbackGate | undef
     },
     log: app.log,
   });
-  app.addHook('preClose', async () => callbackGate?.disarm());
 
   app.get(
     '/callback',

@@ -10,8 +10,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
-import { startNode, type Child } from './lib/processes.js';
-import { benchDatabase, imageMemorySettings } from './lib/runs.js';
+import { serviceNodeFlags, startNode, startService, type Child } from './lib/processes.js';
+import { benchDatabase } from './lib/runs.js';
 
 const SECONDS = Number(process.env.BENCH_FLOOD_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
@@ -19,7 +19,6 @@ const APP_PORT = 13200;
 const BARE_PORT = 13201;
 const APP = `http://127.0.0.1:${APP_PORT}`;
 const BARE = `http://127.0.0.1:${BARE_PORT}`;
-const IMAGE = imageMemorySettings();
 
 /** User + system CPU time of a process so far, in ms (clock ticks of 10 ms). */
 function cpuMs(child: Child): number {
@@ -43,14 +42,8 @@ async function flood(name: string, child: Child, url: string, paths: string[]) {
 const database = await benchDatabase(process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test');
 const children: Child[] = [];
 try {
-  const app = await startNode('dist/server.js', {
-    MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? IMAGE.MALLOC_ARENA_MAX,
-    NODE_ENV: 'test',
-    LOG_LEVEL: 'info',
-    PORT: String(APP_PORT),
-    HOST: '127.0.0.1',
+  const app = await startService(APP_PORT, {
     DATABASE_URL: database.url,
-    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
     ALIBABA_CLOUD_ACCESS_KEY_ID: 'bench-key-id',
     ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'bench-key-secret',
     CLOUDAUTH_ENDPOINT: 'http://127.0.0.1:9',
@@ -58,8 +51,7 @@ try {
     JOBS_SCHEMA: database.jobsSchema,
     PUBLIC_BASE_URL: APP,
     AUTH_JWT_SECRET: randomBytes(24).toString('hex'),
-    USER_ID_HASH_SECRET: 'bench-user-id-hash-secret-0123456789',
-  }, `${APP}/healthz`, { keepLine: () => false, nodeArgs: (process.env.BENCH_NODE_FLAGS ?? IMAGE.NODE_OPTIONS).split(' ').filter(Boolean) });
+  }, { keepLine: () => false });
   children.push(app);
   const bare = await startNode('bench/lib/bare-route.mjs', { BARE_PORT: String(BARE_PORT) }, `${BARE}/healthz`);
   children.push(bare);
@@ -74,7 +66,7 @@ try {
     });
     return `/kyc/callback?${query}`;
   });
-  console.log(`\nCPU per request under a ${SECONDS}-s flood, ${CONNECTIONS} connections (service: node ${process.env.BENCH_NODE_FLAGS ?? IMAGE.NODE_OPTIONS})`);
+  console.log(`\nCPU per request under a ${SECONDS}-s flood, ${CONNECTIONS} connections (service: node ${serviceNodeFlags()})`);
   console.log('| flood | server CPU per request | requests/s | server CPU busy | 2xx / other / errors |');
   console.log('| --- | --- | --- | --- | --- |');
   const bareUs = await flood('bare Fastify route, forged callbacks (own process)', bare, BARE, forged);

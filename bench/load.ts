@@ -23,7 +23,7 @@ import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import pg from 'pg';
-import { percentile, startNode, type Child } from './lib/processes.js';
+import { percentile, serviceNodeFlags, startNode, startService, type Child } from './lib/processes.js';
 import { benchDatabase, imageMemorySettings, paced } from './lib/runs.js';
 
 const N = Number(process.env.BENCH_QPS ?? 10);
@@ -41,9 +41,6 @@ const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127
 const JWT_KEY = randomBytes(24).toString('hex');
 const SIM_KEY = { id: 'bench-key-id', secret: 'bench-key-secret' };
 const META_INFO = JSON.stringify({ zimVer: '3.0.0', deviceType: 'h5', appName: 'bench' });
-const IMAGE = imageMemorySettings();
-/** The service's node flags: the image's, unless BENCH_NODE_FLAGS says otherwise. */
-const SERVICE_NODE_FLAGS = process.env.BENCH_NODE_FLAGS ?? IMAGE.NODE_OPTIONS;
 /** Only the log lines of requests this bench tagged are parsed (x-request-id: bench-…). */
 const TAG = 'bench-';
 
@@ -304,14 +301,8 @@ async function main() {
         LOG_LEVEL: 'warn',
       }, `${SIM}/__sim/health`),
     );
-    const app = await startNode('dist/server.js', {
-      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? IMAGE.MALLOC_ARENA_MAX,
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      PORT: String(APP_PORT),
-      HOST: '127.0.0.1',
+    const app = await startService(APP_PORT, {
       DATABASE_URL: database.url,
-      REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
       ALIBABA_CLOUD_ACCESS_KEY_ID: SIM_KEY.id,
       ALIBABA_CLOUD_ACCESS_KEY_SECRET: SIM_KEY.secret,
       CLOUDAUTH_ENDPOINT: SIM,
@@ -320,12 +311,11 @@ async function main() {
       JOBS_SCHEMA: database.jobsSchema,
       PUBLIC_BASE_URL: APP,
       AUTH_JWT_SECRET: JWT_KEY,
-      USER_ID_HASH_SECRET: 'bench-user-id-hash-secret-0123456789',
       // One client IP plays every user and Alibaba: the inbound limits still run (Redis), but high.
       RATE_LIMIT_PER_USER: '1000000',
       RATE_LIMIT_PER_IP: '1000000',
       RATE_LIMIT_CALLBACK_PER_IP: '100000000',
-    }, `${APP}/healthz`, { keepLine: (line) => line.includes(`"${TAG}`), nodeArgs: SERVICE_NODE_FLAGS.split(' ').filter(Boolean) });
+    }, { keepLine: (line) => line.includes(`"${TAG}`) });
     children.push(app);
     children.push(await startNode('bench/lib/bare-route.mjs', { BARE_PORT: String(BARE_PORT) }, `http://127.0.0.1:${BARE_PORT}/healthz`));
     const rssIdle = rssMb(app.process.pid!);
@@ -358,7 +348,7 @@ async function main() {
 
     const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-');
     const statusMix = (r: autocannon.Result) => `2xx ${r['2xx']}, 4xx ${r['4xx']}, 5xx ${r['5xx']}, errors ${r.errors + r.timeouts}`;
-    console.log(`\nLoad and soak: N=${N}, one instance (node ${SERVICE_NODE_FLAGS}, MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? IMAGE.MALLOC_ARENA_MAX}), upstream latency ${UPSTREAM_LATENCY_MS} ms, ${CONNECTIONS} connections for floods`);
+    console.log(`\nLoad and soak: N=${N}, one instance (node ${serviceNodeFlags()}, MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? imageMemorySettings().MALLOC_ARENA_MAX}), upstream latency ${UPSTREAM_LATENCY_MS} ms, ${CONNECTIONS} connections for floods`);
     console.log('| scenario | measure | result | goal |');
     console.log('| --- | --- | --- | --- |');
     console.log(`| 1. POST /kyc/start, ${start.rate} req/s for ${START_SECONDS} s | service's own time (duration − upstream − budget wait) p50 / p99 / max | ${fmt(start.ownP50)} / ${fmt(start.ownP99)} / ${fmt(start.ownMax)} ms | p99 ≤ 5 ms |`);

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { imageMemorySettings } from './runs.js';
 
 export interface Child {
   process: ChildProcess;
@@ -53,6 +54,27 @@ export async function startNode(script: string, env: Record<string, string>, rea
       await exited;
     },
   };
+}
+
+/** The node flags the service runs with in a benchmark: the Docker image's, unless BENCH_NODE_FLAGS says otherwise. */
+export const serviceNodeFlags = (): string => process.env.BENCH_NODE_FLAGS ?? imageMemorySettings().NODE_OPTIONS;
+
+/**
+ * The built service (`node dist/server.js`) on 127.0.0.1:`port`, run as the Docker image runs it
+ * (its node flags and MALLOC_ARENA_MAX, unless BENCH_NODE_FLAGS / MALLOC_ARENA_MAX say otherwise),
+ * logging at info, with `env` on top of the settings every benchmark shares. Ready when /healthz answers.
+ */
+export function startService(port: number, env: Record<string, string>, options: Omit<StartOptions, 'nodeArgs'> = {}): Promise<Child> {
+  return startNode('dist/server.js', {
+    MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? imageMemorySettings().MALLOC_ARENA_MAX,
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    USER_ID_HASH_SECRET: 'bench-user-id-hash-secret-0123456789',
+    ...env,
+  }, `http://127.0.0.1:${port}/healthz`, { ...options, nodeArgs: serviceNodeFlags().split(' ').filter(Boolean) });
 }
 
 export function percentile(values: readonly number[], p: number): number {

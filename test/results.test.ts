@@ -532,6 +532,31 @@ describe('a callback while the CheckResult of an expired session runs', () => {
   });
 });
 
+describe('a reconciliation backlog', () => {
+  test('does not hold up the CheckResult of a callback: that one is fetched first', async () => {
+    // One worker, and Alibaba answering in 150 ms: the backlog takes a second or two to work through.
+    const own = await startStack({ env: { JOBS_CONCURRENCY: '1', RECONCILE_CRON: '0 0 1 1 *' }, simLatencyMs: 150 });
+    try {
+      const backlog = [];
+      for (let i = 0; i < 12; i++) backlog.push(await startIn(own));
+      const live = await startIn(own);
+      await own.app.prisma.kycSession.updateMany({
+        where: { merchantBizId: { in: backlog.map((b) => b.merchantBizId) } },
+        data: { expiresAt: new Date(Date.now() - 1000) },
+      });
+      assert.equal((await own.app.results.reconcile()).queued, backlog.length);
+
+      // The user finishes while the sweep's CheckResults are queued.
+      assert.equal((await clientFor(own).sim.complete(live.transactionId, 'Y', '200')).body.delivery.status, 200);
+      await waitFor(`${live.merchantBizId} to pass`, async () => ((await statusIn(own, live.merchantBizId)) === 'passed' ? true : undefined), 15_000);
+      const undecided = (await Promise.all(backlog.map((b) => statusIn(own, b.merchantBizId)))).filter((s) => s === 'pending');
+      assert.ok(undecided.length >= backlog.length / 2, `decided after ${backlog.length - undecided.length} of the ${backlog.length} sweep jobs`);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe('a sweep orphaned by a killed process', () => {
   test('holds its queue no longer than the sweep timeout (300 s), not pg-boss\'s default 15 minutes', async () => {
     const own = await startStack({ env: { RECONCILE_CRON: '0 0 1 1 *', JOBS_MAINTENANCE_INTERVAL_S: '1' } });

@@ -27,6 +27,11 @@ export const QUEUES = {
   purge: 'kyc_purge_details',
 } as const;
 
+/**
+ * The priority of the CheckResult a callback asks for (the sweep's are 0): workers fetch it before
+ * a reconciliation backlog, so a user who just finished waits for one job, not for the backlog.
+ */
+const LIVE_CHECK_PRIORITY = 1;
 /** A session verifying this long with no CheckResult job queued or running lost its job (see sendOnce). */
 const STUCK_VERIFYING_MS = 2 * 60_000;
 const RECONCILE_BATCH = 500;
@@ -112,7 +117,7 @@ export default fp(
     };
 
     const requestCheck = async (merchantBizId: string) => {
-      if (await sendOnce(QUEUES.check, merchantBizId)) wake('check');
+      if (await sendOnce(QUEUES.check, merchantBizId, { priority: LIVE_CHECK_PRIORITY })) wake('check');
     };
 
     const reconcile = async () => {

@@ -13,9 +13,21 @@ import { clientFor } from './helpers/client.js';
 import { signToken, TEST_JWT_SECRET } from './helpers/jwt.js';
 import { randomId, SIM_KEY_ID, SIM_KEY_SECRET, startStack, type Stack } from './helpers/stack.js';
 
-/** Waits until the demo page shows this status (it polls the service every second). */
-const statusIs = (page: Page, status: string, timeout = 15_000) =>
-  page.locator(`#status[data-status="${status}"]`).waitFor({ timeout });
+/**
+ * Waits until the demo page shows this status (it polls the service every second). On a timeout
+ * the error names what the page showed instead: its status and its error line.
+ */
+async function statusIs(page: Page, status: string, timeout = 15_000): Promise<void> {
+  try {
+    await page.locator(`#status[data-status="${status}"]`).waitFor({ timeout });
+  } catch (err) {
+    const shown = await page.evaluate(() => ({
+      status: document.querySelector('#status')?.getAttribute('data-status') ?? null,
+      error: document.querySelector('#error')?.textContent ?? null,
+    }));
+    throw new Error(`the page did not show ${status} within ${timeout} ms; it showed ${JSON.stringify(shown)}`, { cause: err });
+  }
+}
 
 interface Verification {
   user: string;

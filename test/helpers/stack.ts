@@ -114,7 +114,8 @@ export interface StackOptions {
  * calls the simulator as Alibaba, the simulator calls the service's callback.
  */
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
-  const databaseUrl = await freshDatabaseUrl();
+  // A DATABASE_URL given in env (e.g. through a proxy) is used as is: no schema of its own to leave behind.
+  const databaseUrl = opts.env?.DATABASE_URL ?? (await freshDatabaseUrl());
   // The demo page needs the service's URL before the simulator is built.
   const demoPort = opts.demo ? await freePort() : undefined;
   const sim = await buildSimulator({

@@ -217,6 +217,15 @@ export function createMetrics(options: MetricsOptions = {}) {
       callbacks.inc({ outcome: 'forged' });
     },
 
+    /**
+     * Counts a forged callback refused by the callback gate, in front of Fastify: as forged, and as
+     * the 403 of the callback route that the request-timing hook never sees.
+     */
+    forgedCallbackAtGate(route: string, seconds: number): void {
+      callbacks.inc({ outcome: 'forged' });
+      httpDuration.observe({ method: 'GET', route, status_code: '403' }, seconds);
+    },
+
     /** Counts the outcome of acceptCallback (and passes it on). */
     async callback(accepted: Promise<CallbackResult>): Promise<CallbackResult> {
       try {

@@ -82,8 +82,8 @@ export class CallbackGate {
   private refused(req: IncomingMessage, res: ServerResponse): boolean {
     const armed = this.#armed;
     const url = req.url;
-    const startedAt = performance.now();
     if (!armed || req.method !== 'GET' || !url?.startsWith(CALLBACK_PATH) || url[CALLBACK_PATH.length] !== '?') return false;
+    const startedAt = performance.now();
     if (!isForged(armed.tokens, parseQuery(url.slice(CALLBACK_PATH.length + 1)))) return false;
 
     const requestId = requestIdFrom(req);

@@ -5,17 +5,12 @@ import { acceptCallback, rejectedCallback } from '../../sessions/callback.js';
 import { CALLBACK_PATH, isForged, type CallbackGate } from './callback-gate.js';
 import { callbackQuerySchema, callbackResponseSchema } from './schemas.js';
 
-const GATE_REFUSAL_LABELS = { method: 'GET', route: CALLBACK_PATH, status_code: '403' };
-
 /** Alibaba's webhook: GET <CallbackUrl>?transactionId&passed&subCode&callbackToken. */
 const callbackRoute: FastifyPluginAsyncZod<{ callbackGate?: CallbackGate | undefined }> = async (app, { callbackGate }) => {
   // Most forged callbacks never get here: the gate refuses them at the HTTP server, for less.
   callbackGate?.arm({
     tokens: app.callbackTokens,
-    onRefused: (seconds) => {
-      app.metrics.forgedCallback();
-      app.metrics.httpDuration.observe(GATE_REFUSAL_LABELS, seconds);
-    },
+    onRefused: (seconds) => app.metrics.forgedCallbackAtGate(CALLBACK_PATH, seconds),
     log: app.log,
   });
 

@@ -20,7 +20,9 @@ import {
   startStack,
   testConfig,
   waitFor,
+  withStack,
   type Stack,
+  type StackOptions,
 } from './helpers/stack.js';
 
 const KEY_1 = `k1:${randomBytes(32).toString('base64')}`;
@@ -290,7 +292,7 @@ describe('a CheckResult job orphaned by a killed process', () => {
              callback_at = now() - interval '3 minutes', updated_at = now() - interval '3 minutes'
        WHERE merchant_biz_id = ${merchantBizId}`;
   /** One CheckResult worker (see above); no scheduled sweep: the tests run it when they mean to. */
-  const ownStack = () => startStack({ env: { JOBS_CONCURRENCY: '1', RECONCILE_CRON: '0 0 1 1 *' } });
+  const ownStack = (): StackOptions => ({ env: { JOBS_CONCURRENCY: '1', RECONCILE_CRON: '0 0 1 1 *' } });
   /** What maintenance does once the orphan's CHECK_RESULT_JOB_TIMEOUT_S has passed: fail it, to be retried. */
   const expireOrphan = (own: Stack, id: string) =>
     withBoss(own, (boss) => boss.fail(QUEUES.check, id, { message: 'job failed by timeout in active state' }));
@@ -311,8 +313,7 @@ describe('a CheckResult job orphaned by a killed process', () => {
   };
 
   test('the sweep leaves a session whose job is orphaned alone: other sessions are still checked; the orphan\'s retry decides it', async () => {
-    const own = await ownStack();
-    try {
+    await withStack(ownStack(), async (own) => {
       const a = await startIn(own);
       await finishedAtAlibaba(own, a.transactionId);
       await verifyingSince3Min(own, a.merchantBizId);
@@ -325,14 +326,11 @@ describe('a CheckResult job orphaned by a killed process', () => {
       // Once the orphan expires, its retry decides A.
       await expireOrphan(own, orphan);
       await until(own, a.merchantBizId, 'passed', 10_000);
-    } finally {
-      await own.close();
-    }
+    });
   });
 
   test('a callback for a session whose job is orphaned queues nothing more: other sessions are still checked', async () => {
-    const own = await ownStack();
-    try {
+    await withStack(ownStack(), async (own) => {
       // The sweep asked CheckResult for an expired session, and the process died during the call; then the callback comes.
       const c = await startIn(own);
       await own.app.prisma.kycSession.update({ where: { merchantBizId: c.merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
@@ -346,23 +344,18 @@ describe('a CheckResult job orphaned by a killed process', () => {
       // Once the orphan expires, its retry reads the session again (now verifying) and decides C.
       await expireOrphan(own, orphan);
       await until(own, c.merchantBizId, 'passed', 10_000);
-    } finally {
-      await own.close();
-    }
+    });
   });
 
   test('a session stuck verifying with no job at all (lost between the callback and the queue) is queued by the sweep', async () => {
-    const own = await ownStack();
-    try {
+    await withStack(ownStack(), async (own) => {
       const d = await startIn(own);
       await finishedAtAlibaba(own, d.transactionId);
       await verifyingSince3Min(own, d.merchantBizId);
       assert.deepEqual(await liveChecks(own, d.merchantBizId), []);
       assert.equal((await own.app.results.reconcile()).queued, 1);
       await until(own, d.merchantBizId, 'passed');
-    } finally {
-      await own.close();
-    }
+    });
   });
 });
 
@@ -372,8 +365,8 @@ describe('a CheckResult job orphaned by a killed process', () => {
  * delivery of every session's event, as on the check queue above. One worker per queue, as there.
  */
 describe('a merchant event job orphaned by a killed process', () => {
-  const ownStack = () =>
-    startStack({ env: { JOBS_CONCURRENCY: '1', RECONCILE_CRON: '0 0 1 1 *', MERCHANT_WEBHOOK_URL: webhookUrl, MERCHANT_WEBHOOK_SECRET: WEBHOOK_SECRET } });
+  /** Read when a test runs: the webhook's URL is known only once `before` has run. */
+  const ownStack = (): StackOptions => ({ env: { JOBS_CONCURRENCY: '1', RECONCILE_CRON: '0 0 1 1 *', MERCHANT_WEBHOOK_URL: webhookUrl, MERCHANT_WEBHOOK_SECRET: WEBHOOK_SECRET } });
   /** Queues a session's event and starts it, never to finish it: what the kill leaves behind. */
   const orphanEvent = (own: Stack, merchantBizId: string) =>
     withBoss(own, async (boss) => {
@@ -388,8 +381,7 @@ describe('a merchant event job orphaned by a killed process', () => {
     waitFor(`the ${status} event of ${merchantBizId}`, async () => (deliveredStatuses(merchantBizId).includes(status) ? true : undefined), timeoutMs);
 
   test('a CheckResult retried after its event was queued queues no second event beside the orphan: other sessions\' events are still delivered; the orphan\'s retry delivers the outcome', async () => {
-    const own = await ownStack();
-    try {
+    await withStack(ownStack(), async (own) => {
       // A's CheckResult queued the event and died before recording; the event's delivery died too.
       // The CheckResult's retry decides A, queueing the event again.
       const a = await startIn(own);
@@ -409,13 +401,11 @@ describe('a merchant event job orphaned by a killed process', () => {
       await withBoss(own, (boss) => boss.fail(QUEUES.notify, orphan, { message: 'job failed by timeout in active state' }));
       await delivered(a.merchantBizId, 'passed', 10_000);
       assert.deepEqual(deliveredStatuses(a.merchantBizId), ['passed']);
-    } finally {
-      await own.close();
-    }
+    });
   });
 
   test('a session reopened by a late callback while its `expired` event is being delivered: the outcome is delivered after it', async () => {
-    const own = await ownStack();
+    const own = await startStack(ownStack());
     let answer = () => {};
     try {
       // Past its expiry with no callback: the sweep's CheckResult (still "P") makes it expired and queues its event.
@@ -443,7 +433,7 @@ describe('a merchant event job orphaned by a killed process', () => {
 
 describe('a merchant event job orphaned by a killed process, once its timeout has passed', () => {
   test('is retried after about a minute (derived from the webhook timeout), not pg-boss\'s default 15 minutes', async () => {
-    const own = await startStack({
+    await withStack({
       env: {
         JOBS_CONCURRENCY: '1',
         RECONCILE_CRON: '0 0 1 1 *',
@@ -451,8 +441,7 @@ describe('a merchant event job orphaned by a killed process, once its timeout ha
         MERCHANT_WEBHOOK_URL: webhookUrl,
         MERCHANT_WEBHOOK_SECRET: WEBHOOK_SECRET,
       },
-    });
-    try {
+    }, async (own) => {
       // The event of A, decided, whose delivery died with its process.
       const a = await startIn(own);
       const orphan = await withBoss(own, async (boss) => {
@@ -479,9 +468,7 @@ describe('a merchant event job orphaned by a killed process, once its timeout ha
       // Maintenance (every second here) retires the orphan; its retry delivers A's outcome.
       await waitFor(`the passed event of ${a.merchantBizId}`, async () => (deliveredStatuses(a.merchantBizId).includes('passed') ? true : undefined), 10_000);
       assert.deepEqual(deliveredStatuses(a.merchantBizId), ['passed']);
-    } finally {
-      await own.close();
-    }
+    });
   });
 });
 
@@ -493,12 +480,10 @@ describe('a merchant event job orphaned by a killed process, once its timeout ha
  */
 describe('a callback while the CheckResult of an expired session runs', () => {
   test('the "P" asked before the callback does not expire the session: CheckResult is asked again and decides passed', async () => {
-    const own = await startStack({
-      env: { JOBS_CONCURRENCY: '1', RECONCILE_CRON: '0 0 1 1 *', MERCHANT_WEBHOOK_URL: webhookUrl, MERCHANT_WEBHOOK_SECRET: WEBHOOK_SECRET },
-    });
-    const ownApi = clientFor(own);
-    const checkResults = async () => (await ownApi.sim.calls()).body.filter((c) => c.action === 'CheckResult');
-    try {
+    const options = { env: { JOBS_CONCURRENCY: '1', RECONCILE_CRON: '0 0 1 1 *', MERCHANT_WEBHOOK_URL: webhookUrl, MERCHANT_WEBHOOK_SECRET: WEBHOOK_SECRET } };
+    await withStack(options, async (own) => {
+      const ownApi = clientFor(own);
+      const checkResults = async () => (await ownApi.sim.calls()).body.filter((c) => c.action === 'CheckResult');
       const a = await startIn(own);
       await own.app.prisma.kycSession.update({ where: { merchantBizId: a.merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
       // Alibaba computes the answer as the call arrives (the user has not finished: "P"), and holds it.
@@ -526,17 +511,14 @@ describe('a callback while the CheckResult of an expired session runs', () => {
       // The merchant hears of the outcome only, never of an expiry.
       await waitFor(`the passed event of ${a.merchantBizId}`, async () => (deliveredStatuses(a.merchantBizId).includes('passed') ? true : undefined), 15_000);
       assert.deepEqual(deliveredStatuses(a.merchantBizId), ['passed']);
-    } finally {
-      await own.close();
-    }
+    });
   });
 });
 
 describe('a reconciliation backlog', () => {
   test('does not hold up the CheckResult of a callback: that one is fetched first', async () => {
     // One worker, and Alibaba answering in 150 ms: the backlog takes a second or two to work through.
-    const own = await startStack({ env: { JOBS_CONCURRENCY: '1', RECONCILE_CRON: '0 0 1 1 *' }, simLatencyMs: 150 });
-    try {
+    await withStack({ env: { JOBS_CONCURRENCY: '1', RECONCILE_CRON: '0 0 1 1 *' }, simLatencyMs: 150 }, async (own) => {
       const backlog = [];
       for (let i = 0; i < 12; i++) backlog.push(await startIn(own));
       const live = await startIn(own);
@@ -551,16 +533,13 @@ describe('a reconciliation backlog', () => {
       await waitFor(`${live.merchantBizId} to pass`, async () => ((await statusIn(own, live.merchantBizId)) === 'passed' ? true : undefined), 15_000);
       const undecided = (await Promise.all(backlog.map((b) => statusIn(own, b.merchantBizId)))).filter((s) => s === 'pending');
       assert.ok(undecided.length >= backlog.length / 2, `decided after ${backlog.length - undecided.length} of the ${backlog.length} sweep jobs`);
-    } finally {
-      await own.close();
-    }
+    });
   });
 });
 
 describe('a sweep orphaned by a killed process', () => {
   test('holds its queue no longer than the sweep timeout (300 s), not pg-boss\'s default 15 minutes', async () => {
-    const own = await startStack({ env: { RECONCILE_CRON: '0 0 1 1 *', JOBS_MAINTENANCE_INTERVAL_S: '1' } });
-    try {
+    await withStack({ env: { RECONCILE_CRON: '0 0 1 1 *', JOBS_MAINTENANCE_INTERVAL_S: '1' } }, async (own) => {
       const a = await startIn(own);
       await own.app.prisma.kycSession.update({ where: { merchantBizId: a.merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
       // A sweep started by a process killed 301 s ago (started_on moved back rather than waited for).
@@ -580,9 +559,7 @@ describe('a sweep orphaned by a killed process', () => {
       await own.app.jobs.send(QUEUES.reconcile, {});
       await waitFor(`${a.merchantBizId} to be expired by a sweep`, async () => ((await statusIn(own, a.merchantBizId)) === 'expired' ? true : undefined), 10_000);
       assert.equal(row?.expire, 300);
-    } finally {
-      await own.close();
-    }
+    });
   });
 
   test('a restart applies the sweep timeout to the reconcile and purge queues, and the event timeout to the event queue, of an existing job queue', async () => {

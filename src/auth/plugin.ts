@@ -21,7 +21,7 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    const verify = await createJwtVerifier(app.config);
+    const verify = createJwtVerifier(app.config);
     app.decorateRequest('user', null);
     app.decorate('authenticate', async (request: FastifyRequest) => {
       const header = request.headers.authorization;
@@ -30,7 +30,7 @@ export default fp(
         throw new HttpError(401, 'UNAUTHENTICATED', 'Authorization: Bearer <JWT> is required', { 'www-authenticate': 'Bearer' });
       }
       try {
-        const caller = await verify(match[1]);
+        const caller = verify(match[1]);
         request.user = { ref: userRef(app.config.USER_ID_HASH_SECRET, caller.sub) };
       } catch (err) {
         const reason = err instanceof AuthError ? err.message : 'invalid token';

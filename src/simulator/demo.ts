@@ -4,7 +4,7 @@
  * is only registered when a secret is configured, and that secret must never be a production one.
  */
 import type { FastifyInstance } from 'fastify';
-import { SignJWT } from 'jose';
+import { createSigner } from 'fast-jwt';
 import { z } from 'zod';
 import { demoSecurityPolicy, renderDemoPage } from './demo-page.js';
 
@@ -38,7 +38,12 @@ export function checkDemoOptions(options: DemoOptions): DemoOptions & { tokenTtl
 
 export async function demoRoutes(app: FastifyInstance, raw: DemoOptions): Promise<void> {
   const options = checkDemoOptions(raw);
-  const key = new TextEncoder().encode(options.jwtSecret);
+  const sign = createSigner({
+    key: options.jwtSecret,
+    algorithm: 'HS256',
+    ...(options.issuer ? { iss: options.issuer } : {}),
+    ...(options.audience ? { aud: options.audience } : {}),
+  });
   const html = renderDemoPage({ serviceUrl: options.serviceUrl, tokenTtlSeconds: options.tokenTtlSeconds });
   const policy = demoSecurityPolicy(options.serviceUrl);
 
@@ -60,16 +65,9 @@ export async function demoRoutes(app: FastifyInstance, raw: DemoOptions): Promis
     }
     const issuedAt = Math.floor(Date.now() / 1000);
     const expiresAt = issuedAt + options.tokenTtlSeconds;
-    let jwt = new SignJWT({ demo: true })
-      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setSubject(body.data.user)
-      .setIssuedAt(issuedAt)
-      .setExpirationTime(expiresAt);
-    if (options.issuer) jwt = jwt.setIssuer(options.issuer);
-    if (options.audience) jwt = jwt.setAudience(options.audience);
     return {
       user: body.data.user,
-      token: await jwt.sign(key),
+      token: sign({ demo: true, sub: body.data.user, iat: issuedAt, exp: expiresAt }),
       expiresAt: new Date(expiresAt * 1000).toISOString(),
     };
   });

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { HttpError } from '../errors/http-error.js';
 import { Prisma } from '../generated/prisma/client.js';
 
@@ -11,11 +12,13 @@ export class DbUnavailableError extends HttpError {
 }
 
 /**
- * A failed query either is a query error (P2xxx: a constraint, a bad value — a bug, kept as is) or
- * means the database is unreachable, slow or restarting (connection refused, reset, timed out):
- * that becomes a DbUnavailableError, answered 503.
+ * A failed query either is a query error (P2xxx or a SQLSTATE: a constraint, a bad value — a bug,
+ * kept as is) or means the database is unreachable, slow or restarting (connection refused, reset,
+ * timed out): that becomes a DbUnavailableError, answered 503. Takes Prisma's errors and
+ * node-postgres's (the statements that skip Prisma).
  */
 export function toDbError(err: unknown): unknown {
+  if (err instanceof pg.DatabaseError) return err.code && !UNAVAILABLE_SQLSTATE.test(err.code) ? err : new DbUnavailableError({ cause: err });
   if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2010') {
     // A raw query ($executeRaw) failed: PostgreSQL answered with an error (a SQLSTATE), or never answered.
     return isAnsweredByPostgres(err) ? err : new DbUnavailableError({ cause: err });

@@ -11,7 +11,7 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    app.decorate('sessions', new SessionRepository(app.prisma));
+    app.decorate('sessions', new SessionRepository(app.prisma, app.pgPool));
     // Derived from USER_ID_HASH_SECRET under its own label (HKDF): a separate key, one secret fewer to run.
     app.decorate('callbackTokens', new CallbackTokens(app.config.USER_ID_HASH_SECRET));
   },

@@ -21,10 +21,11 @@ async function statusIs(page: Page, status: string, timeout = 15_000): Promise<v
   try {
     await page.locator(`#status[data-status="${status}"]`).waitFor({ timeout });
   } catch (err) {
-    const shown = await page.evaluate(() => ({
-      status: document.querySelector('#status')?.getAttribute('data-status') ?? null,
-      error: document.querySelector('#error')?.textContent ?? null,
-    }));
+    const read = <T>(p: Promise<T>) => p.catch(() => null);
+    const shown = {
+      status: await read(page.locator('#status').getAttribute('data-status', { timeout: 1000 })),
+      error: await read(page.locator('#error').textContent({ timeout: 1000 })),
+    };
     throw new Error(`the page did not show ${status} within ${timeout} ms; it showed ${JSON.stringify(shown)}`, { cause: err });
   }
 }

@@ -61,7 +61,7 @@ describe('PostgreSQL down or slow', () => {
     const token = await signToken(randomId('u'));
     const started = await api.start(token, { metaInfo: META_INFO });
     assert.equal(started.status, 201);
-    const { transactionId, merchantBizId } = started.body;
+    const { transactionId, merchantBizId } = started.body as { transactionId: string; merchantBizId: string };
     const callbackToken = (await api.sim.transaction(transactionId)).body.params.CallbackToken!;
     const forgedToken = `${callbackToken.slice(0, 20)}${callbackToken[20] === 'A' ? 'B' : 'A'}${callbackToken.slice(21)}`;
     proxy.cut();

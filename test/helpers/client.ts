@@ -7,7 +7,7 @@ export interface JsonResponse<T = Record<string, unknown>> {
   body: T;
 }
 
-async function json<T>(res: Response): Promise<JsonResponse<T>> {
+async function json<T = Record<string, unknown>>(res: Response): Promise<JsonResponse<T>> {
   const text = await res.text();
   return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : {}) as T };
 }

@@ -12,7 +12,7 @@ declare module 'fastify' {
     prisma: Db;
     /**
      * The node-postgres pool under Prisma, for the few statements on a request's critical path
-     * (see SessionRepository): Prisma's query engine adds ~0.6 ms to each, measured in README →
+     * (see SessionRepository): Prisma's query engine adds 0.4–0.6 ms to each, measured in README →
      * Performance. Same connections, same timeouts.
      */
     pgPool: pg.Pool;

@@ -17,7 +17,7 @@ export interface Reservation {
 /**
  * All reads and writes of kyc_session. Every state change is a conditional update, safe under races.
  * The two writes of a start (reserve, attachTransaction) go to node-postgres directly, on the pool
- * under Prisma: through Prisma's query engine each took ~0.6 ms more (README → Performance).
+ * under Prisma: through Prisma's query engine each took 0.4–0.6 ms more (README → Performance).
  */
 export class SessionRepository {
   constructor(

@@ -185,6 +185,17 @@ describe('JWT algorithm confusion (beyond test/auth.test.ts)', () => {
     assert.equal(await authStatus(stack.app, await rsJwt(attackerEcPem, 'ES256')), '401 INVALID_TOKEN');
   });
 
+  test('an ES256 key: its own tokens pass; another P-256 key, RS256 and HS256 keyed with the PEM do not', async () => {
+    const serverEc = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const serverEcPublicPem = serverEc.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const serverEcPrivatePem = serverEc.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const esOnly = (await injectOnlyApp({ AUTH_JWT_SECRET: undefined, AUTH_JWT_PUBLIC_KEY: serverEcPublicPem, AUTH_JWT_PUBLIC_KEY_ALG: 'ES256' })).app;
+    assert.equal(await authStatus(esOnly, await rsJwt(serverEcPrivatePem, 'ES256')), '404 SESSION_NOT_FOUND', 'control');
+    assert.equal(await authStatus(esOnly, await rsJwt(attackerEcPem, 'ES256')), '401 INVALID_TOKEN', 'another P-256 key');
+    assert.equal(await authStatus(esOnly, await rsJwt(attackerPrivatePem, 'RS256')), '401 INVALID_TOKEN', 'RS256');
+    assert.equal(await authStatus(esOnly, hmacJwt({ alg: 'HS256' }, serverEcPublicPem)), '401 INVALID_TOKEN', 'HS256 keyed with the PEM');
+  });
+
   test('an RS-only service trusts no key named by the token: embedded jwk, jku, x5u, kid; nor alg none or another algorithm', async () => {
     const attackerJwk = await exportJWK(attacker.publicKey);
     assert.equal(await authStatus(rsOnly, await rsJwt(serverPrivatePem, 'RS256')), '404 SESSION_NOT_FOUND', 'control');

@@ -15,8 +15,11 @@ export interface StartDeps {
   config: Config;
   sessions: SessionRepository;
   callbackTokens: CallbackTokens;
-  /** The QPS budget's look-ahead: an overloaded start is refused before it writes anything. */
-  budget: { check(api: 'Initialize'): Promise<void> };
+  /**
+   * The QPS budget's look-ahead for this start (budget.check, already sent): rejects when the
+   * budget is full, so an overloaded start is refused before it writes anything.
+   */
+  lookAhead: Promise<void>;
   cloudauth: CloudAuthApi;
   log: FastifyBaseLogger;
   /** See CallOptions: the route notes Alibaba's RequestId for its request log line. */
@@ -58,7 +61,7 @@ export async function startSession(
   // Under overload most starts cannot get a slot: refuse those before the database sees them
   // (a repeated start of an existing session needs no slot: it still gets its session).
   try {
-    await deps.budget.check('Initialize');
+    await deps.lookAhead;
   } catch (err) {
     const existing = body.merchantBizId ? await sessions.findByMerchantBizId(merchantBizId) : null;
     if (!existing) throw err;
@@ -107,7 +110,7 @@ export async function startSession(
 
   let result;
   try {
-    result = await cloudauth.initialize(request, { log, ...(signal ? { signal } : {}), ...(deps.onUpstreamRequestId ? { onUpstreamRequestId: deps.onUpstreamRequestId } : {}) });
+    result = await cloudauth.initialize(request, { log, signal, onUpstreamRequestId: deps.onUpstreamRequestId });
   } catch (err) {
     if (err instanceof CloudAuthError) {
       const httpError = upstreamHttpError(err);

@@ -5,20 +5,11 @@ import { startSession } from '../../sessions/start.js';
 import { startBodySchema, startResponseSchema } from './schemas.js';
 
 const startRoute: FastifyPluginAsyncZod = async (app) => {
-  const lookAheads = new WeakMap<object, Promise<void>>();
   app.post(
     '/start',
     {
       // Counted and authenticated before the body is even parsed: rejected requests count too.
       onRequest: [app.limits.startByIp, app.authenticate],
-      preHandler: async (request, reply) => {
-        // The budget's look-ahead (read-only) goes to Redis with the per-user limit: one round
-        // trip for both. startSession acts on its verdict; it is dropped if the limit refuses.
-        const lookAhead = app.budget.check('Initialize');
-        lookAhead.catch(() => {}); // handled: startSession awaits it
-        lookAheads.set(request, lookAhead);
-        await app.limits.startByUser(request, reply);
-      },
       schema: {
         summary: 'Start an eKYC verification (calls Alibaba Initialize)',
         tags: ['kyc'],
@@ -32,6 +23,11 @@ const startRoute: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request, reply) => {
+      // The budget's look-ahead (read-only) goes to Redis with the per-user limit: one round trip
+      // for both. startSession acts on its verdict; it is dropped if the limit refuses.
+      const lookAhead = app.budget.check('Initialize');
+      lookAhead.catch(() => {}); // handled: startSession awaits it
+      await app.limits.startByUser(request, reply);
       // Give up the upstream wait (and a queued budget slot) when the caller goes away.
       const abort = new AbortController();
       request.raw.once('close', () => {
@@ -43,7 +39,7 @@ const startRoute: FastifyPluginAsyncZod = async (app) => {
           config: app.config,
           sessions: app.sessions,
           callbackTokens: app.callbackTokens,
-          budget: { check: () => lookAheads.get(request)! },
+          lookAhead,
           cloudauth: app.cloudauth,
           log: request.log,
           onUpstreamRequestId: (id) => {

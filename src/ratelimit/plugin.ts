@@ -8,7 +8,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     /**
      * Inbound request limits (requests per minute, counted in Redis across instances), so one IP
-     * or one user cannot drain the account's QPS budget. Used as route preHandlers.
+     * or one user cannot drain the account's QPS budget. Used as route hooks, or awaited by a handler.
      */
     limits: { startByIp: PreHandler; startByUser: PreHandler; callbackByIp: PreHandler };
   }
@@ -17,7 +17,7 @@ declare module 'fastify' {
 const MINUTE_MS = 60_000;
 
 /**
- * Builds the preHandlers on @fastify/rate-limit's Redis store. Its per-route hook runs only one
+ * Builds the limits on @fastify/rate-limit's Redis store. Its per-route hook runs only one
  * limit per request, so each limit here is applied through `createRateLimit` and answered the
  * same way: 429 RATE_LIMITED with the standard x-ratelimit-* and Retry-After headers. When Redis
  * is unreachable the limits let requests through; the QPS budget still fails closed.

@@ -25,6 +25,7 @@ import requestLoggingPlugin from './logging/plugin.js';
 import { RequestLogController, requestIdFrom } from './logging/request-log.js';
 import metricsPlugin from './metrics/plugin.js';
 import { underPressureOptions } from './overload/options.js';
+import privacyPlugin from './privacy/plugin.js';
 import limitsPlugin from './ratelimit/plugin.js';
 import redisPlugin from './redis/plugin.js';
 import healthRoutes from './routes/health.js';
@@ -97,6 +98,7 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config, 
   await app.register(authPlugin);
   await app.register(budgetPlugin);
   await app.register(cloudauthPlugin);
+  await app.register(privacyPlugin);
   await app.register(sessionsPlugin);
   await app.register(jobsPlugin);
   await app.register(resultsPlugin);

@@ -5,8 +5,10 @@ import { AuthError, createJwtVerifier } from './jwt.js';
 import { userRef } from './user-ref.js';
 
 export interface AuthenticatedUser {
-  /** Desensitized user id (see user-ref.ts); safe to log and store. */
+  /** Desensitized user id (see user-ref.ts): what lookups use and Alibaba sees. */
   ref: string;
+  /** The caller's JWT `sub`, as the merchant's identity provider issued it: never logged, stored only sealed. */
+  sub: string;
 }
 
 declare module 'fastify' {
@@ -31,7 +33,7 @@ export default fp(
       }
       try {
         const caller = verify(match[1]);
-        request.user = { ref: userRef(app.config.USER_ID_HASH_SECRET, caller.sub) };
+        request.user = { ref: userRef(app.config.USER_ID_HASH_SECRET, caller.sub), sub: caller.sub };
       } catch (err) {
         const reason = err instanceof AuthError ? err.message : 'invalid token';
         throw new HttpError(401, 'INVALID_TOKEN', `The bearer token was rejected: ${reason}`, {

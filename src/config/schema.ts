@@ -104,12 +104,14 @@ export const envSchema = z.object({
     KYC_APP_QUALITY_CHECK: z.enum(['Y', 'N']).optional().describe('Strict face quality detection (Alibaba default Y).'),
     KYC_DOC_VIDEO: z.enum(['Y', 'N']).default('N').describe('Record a short face video.'),
     KYC_RETURN_URL_ORIGINS: csv(origin).describe('Origins a returnUrl may point at (empty: returnUrl refused).'),
+    KYC_MAX_TRANSACTIONS_PER_SESSION: z.coerce.number().int().min(1).max(100).default(3).describe('Initialize calls per session: its start and its resumes (Alibaba bills each); beyond: 429 ATTEMPTS_EXHAUSTED.'),
+    KYC_MAX_STARTS_PER_USER_PER_DAY: z.coerce.number().int().min(1).max(10_000).default(10).describe('Initialize calls (starts and resumes) per user in any 24 hours; beyond: 429 ATTEMPTS_EXHAUSTED with Retry-After.'),
 
     KYC_CHECKRESULT_RETURN_IMAGE: z.enum(['Y', 'N']).default('N').describe('Ask CheckResult for images (IsReturnImage).'),
     KYC_STORE_RESULT_DETAILS: bool('false').describe("Store CheckResult's Ext* personal data, encrypted (needs KYC_DETAILS_KEYS)."),
     KYC_DETAILS_KEYS: csv(z.string().regex(/^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=_-]{43,44}$/, 'each key must be id:base64 of 32 bytes'))
-      .describe('Comma-separated id:base64key (32-byte AES-256 keys); old ids stay readable after rotation.'),
-    KYC_DETAILS_KEY_ID: z.string().min(1).optional().describe('Id of the key new details are encrypted with (default: the first key).'),
+      .describe('Comma-separated id:base64key (32-byte AES-256 keys) that seal personal data at rest (user ids, result details); old ids stay readable after rotation. Without them user ids are sealed with a key derived from USER_ID_HASH_SECRET.'),
+    KYC_DETAILS_KEY_ID: z.string().min(1).optional().describe('Id of the key new user ids and details are sealed with (default: the first key).'),
     KYC_RESULT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30).describe('Stored details are purged after this many days.'),
 
     INTERNAL_API_KEY: secret('INTERNAL_API_KEY').optional().describe('API key of /internal/* (back office); unset: those routes are off.'),

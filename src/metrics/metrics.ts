@@ -59,6 +59,12 @@ export const METRIC_DEFINITIONS = {
     help: "Alibaba's callbacks with a valid query, by outcome: forged (a token this service never made, 403, refused before the rate limit), accepted, duplicate (exact redelivery), rejected (a token of ours, but not this transaction's, 403), conflict (contradicts the recorded outcome, 409), error.",
     labelNames: ['outcome'],
   },
+  callbackProbes: {
+    type: 'counter',
+    name: 'kyc_callback_probes_total',
+    help: 'Requests to the callback route with none of the result fields (Alibaba checks the CallbackUrl is reachable before Initialize), answered 200 with nothing written, by method.',
+    labelNames: ['method'],
+  },
   checkResultJobs: {
     type: 'counter',
     name: 'kyc_check_result_jobs_total',
@@ -118,6 +124,7 @@ export function createMetrics(options: MetricsOptions = {}) {
   const budgetRejections = new Counter({ ...d.budgetRejections, labelNames: [...d.budgetRejections.labelNames], registers });
   const budgetQueueDepth = new Gauge({ ...d.budgetQueueDepth, labelNames: [...d.budgetQueueDepth.labelNames], registers });
   const callbacks = new Counter({ ...d.callbacks, labelNames: [...d.callbacks.labelNames], registers });
+  const callbackProbes = new Counter({ ...d.callbackProbes, labelNames: [...d.callbackProbes.labelNames], registers });
   const checkResultJobs = new Counter({ ...d.checkResultJobs, labelNames: [...d.checkResultJobs.labelNames], registers });
 
   // One query at a time: a scrape that finds the previous count still running waits for it
@@ -176,6 +183,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     budgetRejections,
     budgetQueueDepth,
     callbacks,
+    callbackProbes,
     checkResultJobs,
     sessions,
 
@@ -224,6 +232,11 @@ export function createMetrics(options: MetricsOptions = {}) {
     forgedCallbackAtGate(route: string, seconds: number): void {
       callbacks.inc({ outcome: 'forged' });
       httpDuration.observe({ method: 'GET', route, status_code: '403' }, seconds);
+    },
+
+    /** Counts a reachability probe of the callback route. */
+    callbackProbe(method: string): void {
+      callbackProbes.inc({ method });
     },
 
     /** Counts the outcome of acceptCallback (and passes it on). */

@@ -1,18 +1,18 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { CloudAuthError } from '../cloudauth/errors.js';
-import type { CloudAuthApi } from '../cloudauth/types.js';
-import type { SessionRepository } from '../sessions/repository.js';
-import type { DetailsCipher } from './details-cipher.js';
+import type { CheckResultResult, CloudAuthApi } from '../cloudauth/types.js';
+import type { Sealer } from '../privacy/cipher.js';
+import type { Session, SessionRepository, Transaction } from '../sessions/repository.js';
 
 export interface CheckDeps {
   config: Config;
   sessions: SessionRepository;
   cloudauth: CloudAuthApi;
-  cipher: DetailsCipher;
+  sealer: Sealer;
   log: FastifyBaseLogger;
   /** Queues the merchant event for the session's final state (before the state is written: at least once). */
-  notify: (merchantBizId: string) => Promise<void>;
+  notify: (sessionId: string) => Promise<void>;
 }
 
 /** Thrown to have the job retried later (with backoff). */
@@ -22,73 +22,126 @@ export class RetryLater extends Error {
 
 export type CheckOutcome = 'passed' | 'failed' | 'expired' | 'error' | 'skipped';
 
+/** The transactions of a session that CheckResult must answer for now. */
+function dueForCheck(session: Session, transactions: Transaction[], now = Date.now()): Transaction[] {
+  const unanswered = transactions.filter((t) => t.transactionId !== null && t.passed === null);
+  // A callback said this transaction ended: always verified, even on a decided session (recorded, not applied).
+  const called = unanswered.filter((t) => t.callbackPassed !== null);
+  if (session.passed !== null) return called;
+  // A session past its expiry without a callback: any of its transactions may have ended with its callback lost.
+  if (session.status === 'pending' && session.expiresAt.getTime() <= now) return unanswered;
+  return called;
+}
+
 /**
- * Asks CheckResult for a session's verdict and records it: only CheckResult decides `passed` or
- * `failed`. Passed "P" (still running) is retried; a session past its expiry that never had a
- * callback and still has no result is `expired` (unless the callback comes while CheckResult runs:
- * then CheckResult is asked again). Throttling, 5xx, timeouts and an exhausted
- * budget throw, so the job retries with backoff; on the last attempt the session becomes `error`.
+ * Asks CheckResult for the verdict of each transaction of a session that needs one, and records
+ * it: only CheckResult decides `passed` or `failed`. The first transaction decided settles the
+ * session; a later one is recorded on its transaction and logged, never applied. Passed "P" (still
+ * running) is retried; a session past its expiry that never had a callback and still has no result
+ * is `expired` (unless a callback comes while CheckResult runs: then CheckResult is asked again).
+ * Throttling, 5xx, timeouts and an exhausted budget throw, so the job retries with backoff; on the
+ * last attempt the session becomes `error`.
  */
-export async function checkSession(deps: CheckDeps, merchantBizId: string, opts: { lastAttempt: boolean }): Promise<CheckOutcome> {
-  const { config, sessions, log } = deps;
-  const session = await sessions.findByMerchantBizId(merchantBizId);
-  if (!session?.transactionId || (session.status !== 'verifying' && session.status !== 'pending')) return 'skipped';
+export async function checkSession(deps: CheckDeps, sessionId: string, opts: { lastAttempt: boolean }): Promise<CheckOutcome> {
+  const { sessions, log } = deps;
+  const session = await sessions.findById(sessionId);
+  if (!session) return 'skipped';
+  const due = dueForCheck(session, await sessions.transactionsOf(sessionId));
+  if (due.length === 0) return 'skipped';
 
   const giveUp = async (errorCode: string): Promise<CheckOutcome> => {
-    await deps.notify(merchantBizId);
-    await sessions.markUnresolved(merchantBizId, errorCode);
-    log.warn({ merchantBizId, errorCode }, 'CheckResult gave no verdict: session is error');
+    if (session.passed !== null) return session.passed === 'Y' ? 'passed' : 'failed';
+    await deps.notify(sessionId);
+    await sessions.markUnresolved(sessionId, errorCode);
+    log.warn({ sessionId, errorCode }, 'CheckResult gave no verdict: session is error');
     return 'error';
   };
 
-  let result;
-  try {
-    result = await deps.cloudauth.checkResult(
-      { MerchantBizId: merchantBizId, TransactionId: session.transactionId, IsReturnImage: config.KYC_CHECKRESULT_RETURN_IMAGE },
-      { log },
-    );
-  } catch (err) {
-    if (err instanceof CloudAuthError && err.failure === 'rejected') return giveUp('CHECK_RESULT_REJECTED');
-    if (opts.lastAttempt) return giveUp('CHECK_RESULT_UNAVAILABLE');
-    throw err;
-  }
-
-  if (result.passed === 'Y' || result.passed === 'N') {
-    const details = config.KYC_STORE_RESULT_DETAILS
-      ? deps.cipher.seal(
-          JSON.stringify({
-            extBasicInfo: result.extBasicInfo ?? null,
-            extIdInfo: result.extIdInfo ?? null,
-            extFaceInfo: result.extFaceInfo ?? null,
-            extRiskInfo: result.extRiskInfo ?? null,
-          }),
-          merchantBizId,
-        )
-      : null;
-    await deps.notify(merchantBizId);
-    const recorded = await sessions.recordResult(merchantBizId, { passed: result.passed, subCode: result.subCode ?? null, details });
-    if (recorded) {
-      const hintDisagrees = session.callbackPassed !== null && session.callbackPassed !== result.passed;
-      log[hintDisagrees ? 'warn' : 'info'](
-        { merchantBizId, passed: result.passed, subCode: result.subCode, callbackPassed: session.callbackPassed, upstreamRequestId: result.requestId },
-        hintDisagrees ? 'CheckResult contradicts the callback: CheckResult wins' : 'verification result recorded',
+  let outcome: CheckOutcome | undefined;
+  let pending = false;
+  for (const transaction of due) {
+    // Once the session is settled, its silent transactions (no callback) need no asking.
+    if ((outcome || session.passed !== null) && transaction.callbackPassed === null) continue;
+    let result: CheckResultResult;
+    try {
+      result = await deps.cloudauth.checkResult(
+        { MerchantBizId: session.merchantBizId, TransactionId: transaction.transactionId!, IsReturnImage: deps.config.KYC_CHECKRESULT_RETURN_IMAGE },
+        { log },
       );
+    } catch (err) {
+      if (err instanceof CloudAuthError && err.failure === 'rejected') return outcome ?? giveUp('CHECK_RESULT_REJECTED');
+      if (opts.lastAttempt) return outcome ?? giveUp('CHECK_RESULT_UNAVAILABLE');
+      throw err;
     }
-    return result.passed === 'Y' ? 'passed' : 'failed';
+    if (result.passed === 'Y' || result.passed === 'N') {
+      outcome ??= await record(deps, session, transaction, { ...result, passed: result.passed });
+    } else if (transaction.callbackPassed !== null) {
+      pending = true;
+    }
   }
 
-  // Still in progress ("P").
-  if (session.status === 'pending' && session.callbackPassed === null && session.expiresAt.getTime() <= Date.now()) {
-    await deps.notify(merchantBizId);
-    if (await sessions.expirePending(merchantBizId)) {
-      log.info({ merchantBizId }, 'expired without a callback or a result');
-      return 'expired';
-    }
-    // The callback came while CheckResult ran (the session is verifying now): this "P" predates it,
-    // and the callback queued no CheckResult of its own beside this job (sendOnce). Ask again, even
-    // on the last attempt: were this job to fail for good, the sweep requeues a session stuck verifying.
-    throw new RetryLater(`${merchantBizId} got its callback while CheckResult ran: asking again`);
+  // A transaction whose callback came is still in progress ("P"): ask again later.
+  if (pending) {
+    if (opts.lastAttempt) return outcome ?? giveUp('CHECK_RESULT_PENDING');
+    throw new RetryLater(`CheckResult for ${sessionId} is still pending`);
   }
-  if (opts.lastAttempt) return giveUp('CHECK_RESULT_PENDING');
-  throw new RetryLater(`CheckResult for ${merchantBizId} is still pending`);
+  if (outcome) return outcome;
+  if (session.passed !== null) return session.passed === 'Y' ? 'passed' : 'failed';
+
+  // A session past its expiry, every transaction still in progress and none with a callback.
+  await deps.notify(sessionId);
+  if (await sessions.expirePending(sessionId)) {
+    log.info({ sessionId }, 'expired without a callback or a result');
+    return 'expired';
+  }
+  // A callback came while CheckResult ran (the session is verifying now): this "P" predates it,
+  // and the callback queued no CheckResult of its own beside this job (sendOnce). Ask again, even
+  // on the last attempt: were this job to fail for good, the sweep requeues a session stuck verifying.
+  throw new RetryLater(`${sessionId} got its callback while CheckResult ran: asking again`);
+}
+
+/**
+ * Records one transaction's verdict; returns the session's outcome when this verdict settled it,
+ * undefined when the session had one already (this one is recorded and logged, not applied).
+ */
+async function record(
+  deps: CheckDeps,
+  session: Session,
+  transaction: Transaction,
+  result: CheckResultResult & { passed: 'Y' | 'N' },
+): Promise<CheckOutcome | undefined> {
+  const { config, sessions, log } = deps;
+  const details = config.KYC_STORE_RESULT_DETAILS
+    ? deps.sealer.seal(
+        JSON.stringify({
+          extBasicInfo: result.extBasicInfo ?? null,
+          extIdInfo: result.extIdInfo ?? null,
+          extFaceInfo: result.extFaceInfo ?? null,
+          extRiskInfo: result.extRiskInfo ?? null,
+        }),
+        session.id,
+      )
+    : null;
+  if (session.passed === null) await deps.notify(session.id);
+  const { settled } = await sessions.recordResult(session.id, transaction.seq, {
+    transactionId: transaction.transactionId!,
+    passed: result.passed,
+    subCode: result.subCode ?? null,
+    details,
+  });
+  const fields = {
+    sessionId: session.id,
+    attempt: transaction.seq,
+    passed: result.passed,
+    subCode: result.subCode,
+    callbackPassed: transaction.callbackPassed,
+    upstreamRequestId: result.requestId,
+  };
+  if (!settled) {
+    log.warn(fields, 'a later transaction of a decided session has its result: recorded, not applied');
+    return undefined;
+  }
+  const hintDisagrees = transaction.callbackPassed !== null && transaction.callbackPassed !== result.passed;
+  log[hintDisagrees ? 'warn' : 'info'](fields, hintDisagrees ? 'CheckResult contradicts the callback: CheckResult wins' : 'verification result recorded');
+  return result.passed === 'Y' ? 'passed' : 'failed';
 }

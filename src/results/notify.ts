@@ -8,7 +8,12 @@ export interface SessionEvent {
   type: 'kyc.session.finished';
   createdAt: string;
   data: {
+    /** The session's own id. */
+    id: string;
     merchantBizId: string;
+    /** The person: the caller's JWT `sub` as the merchant's identity provider issued it (null for sessions from before it was kept). */
+    userId: string | null;
+    /** The transaction that decided the session, else its newest. */
     transactionId: string | null;
     status: string;
     passed?: string;
@@ -16,15 +21,17 @@ export interface SessionEvent {
   };
 }
 
-export function sessionEvent(session: Session): SessionEvent {
-  const id = `evt_${createHash('sha256').update(`${session.merchantBizId}:${session.status}`).digest('hex').slice(0, 32)}`;
+export function sessionEvent(session: Session, userId: string | null): SessionEvent {
+  const id = `evt_${createHash('sha256').update(`${session.id}:${session.status}`).digest('hex').slice(0, 32)}`;
   return {
     id,
     type: 'kyc.session.finished',
     createdAt: (session.checkedAt ?? session.updatedAt).toISOString(),
     data: {
+      id: session.id,
       merchantBizId: session.merchantBizId,
-      transactionId: session.transactionId,
+      userId,
+      transactionId: session.decidedTransactionId ?? session.transactionId,
       status: session.status,
       ...(session.passed ? { passed: session.passed } : {}),
       ...(session.subCode ? { subCode: session.subCode } : {}),

@@ -3,19 +3,18 @@ import type PgBoss from 'pg-boss';
 import type { Config } from '../config/schema.js';
 import { FINAL_STATUSES } from '../sessions/status.js';
 import { checkSession, type CheckDeps } from './check-result.js';
-import { DetailsCipher } from './details-cipher.js';
 import { deliverEvent, sessionEvent, WEBHOOK_TIMEOUT_MS } from './notify.js';
+import { userIdOf } from '../sessions/user-id.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     results: {
       /** Queues the CheckResult that decides a session, unless it has one queued or running. */
-      requestCheck(merchantBizId: string): Promise<void>;
+      requestCheck(sessionId: string): Promise<void>;
       /** One reconciliation sweep (also run on RECONCILE_CRON): returns how many sessions it queued a CheckResult for or expired. */
       reconcile(): Promise<{ queued: number; expired: number }>;
       /** Purges stored details past KYC_RESULT_RETENTION_DAYS (also run hourly). */
       purgeDetails(): Promise<number>;
-      cipher: DetailsCipher;
     };
   }
 }
@@ -50,8 +49,10 @@ const NOTIFY_JOB_MARGIN_S = 60;
 export const notifyJobTimeoutS = (config: Pick<Config, 'DATABASE_TIMEOUT_MS'>): number =>
   Math.ceil((WEBHOOK_TIMEOUT_MS + 2 * config.DATABASE_TIMEOUT_MS) / 1000) + NOTIFY_JOB_MARGIN_S;
 
+/** A job about one session. Jobs queued before sessions had ids of their own carry its merchantBizId instead. */
 interface SessionJob {
-  merchantBizId: string;
+  sessionId?: string;
+  merchantBizId?: string;
 }
 
 /**
@@ -61,7 +62,6 @@ interface SessionJob {
 export default fp(
   async (app) => {
     const { config, jobs, sessions } = app;
-    const cipher = new DetailsCipher(config.KYC_DETAILS_KEYS, config.KYC_DETAILS_KEY_ID);
     const retry = { retryDelay: config.CHECK_RESULT_RETRY_DELAY_S, retryBackoff: true };
     /** createQueue keeps an existing queue's options: update them so a changed configuration applies to new jobs. */
     const ensureQueue = async (options: PgBoss.Queue) => {
@@ -95,29 +95,29 @@ export default fp(
      * way when the retry comes due. The lock per (queue, session) orders concurrent senders (callback,
      * sweep, CheckResult), so no job can appear between the look and the insert.
      */
-    const sendOnce = (queue: typeof QUEUES.check | typeof QUEUES.notify, merchantBizId: string, options: PgBoss.SendOptions = {}): Promise<boolean> =>
+    const sendOnce = (queue: typeof QUEUES.check | typeof QUEUES.notify, sessionId: string, options: PgBoss.SendOptions = {}): Promise<boolean> =>
       app.jobsTransaction(async (db) => {
-        await db.executeSql('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [queue, merchantBizId]);
+        await db.executeSql('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [queue, sessionId]);
         // The predicate of pg-boss's stately index (job_i3 on each queue's partition), which serves this look.
         const { rows } = await db.executeSql(
           `SELECT 1 FROM ${config.JOBS_SCHEMA}.job
             WHERE name = $1 AND COALESCE(singleton_key, '') = $2 AND state <= 'active' AND policy = 'stately' LIMIT 1`,
-          [queue, merchantBizId],
+          [queue, sessionId],
         );
         if (rows.length > 0) return false;
-        return (await jobs.send(queue, { merchantBizId }, { ...options, singletonKey: merchantBizId, db })) !== null;
+        return (await jobs.send(queue, { sessionId } satisfies SessionJob, { ...options, singletonKey: sessionId, db })) !== null;
       });
 
-    const notify = async (merchantBizId: string) => {
+    const notify = async (sessionId: string) => {
       if (!config.MERCHANT_WEBHOOK_URL) return;
       // Sent just before the state change it reports, and run a second later: if the process dies
       // in between, the job still finds the session and the sweep finishes the state change. Not
       // sent while one is pending: that one reads the session when it runs, and retries until final.
-      await sendOnce(QUEUES.notify, merchantBizId, { startAfter: 1 });
+      await sendOnce(QUEUES.notify, sessionId, { startAfter: 1 });
     };
 
-    const requestCheck = async (merchantBizId: string) => {
-      if (await sendOnce(QUEUES.check, merchantBizId, { priority: LIVE_CHECK_PRIORITY })) wake('check');
+    const requestCheck = async (sessionId: string) => {
+      if (await sendOnce(QUEUES.check, sessionId, { priority: LIVE_CHECK_PRIORITY })) wake('check');
     };
 
     const reconcile = async () => {
@@ -125,7 +125,7 @@ export default fp(
       const expired = await sessions.expireUnstarted(now);
       const due = await sessions.findToReconcile(now, new Date(now.getTime() - STUCK_VERIFYING_MS), RECONCILE_BATCH);
       let queued = 0;
-      for (const { merchantBizId } of due) if (await sendOnce(QUEUES.check, merchantBizId)) queued++;
+      for (const { id } of due) if (await sendOnce(QUEUES.check, id)) queued++;
       if (queued > 0) wake('check');
       if (queued > 0 || expired > 0) app.log.info({ queued, expired }, 'reconciliation sweep');
       return { queued, expired };
@@ -137,7 +137,7 @@ export default fp(
       return purged;
     };
 
-    app.decorate('results', { requestCheck, reconcile, purgeDetails, cipher });
+    app.decorate('results', { requestCheck, reconcile, purgeDetails });
 
     if (!config.JOBS_WORKERS) return;
     const workOptions = { includeMetadata: true as const, batchSize: 1, pollingIntervalSeconds: config.JOBS_POLL_INTERVAL_S };
@@ -145,14 +145,23 @@ export default fp(
     const work = async <T>(queue: keyof typeof QUEUES, count: number, handler: PgBoss.WorkWithMetadataHandler<T>) => {
       for (let i = 0; i < count; i++) workerIds[queue].push(await jobs.work<T>(QUEUES[queue], workOptions, handler));
     };
-    const deps: CheckDeps = { config, sessions, cloudauth: app.cloudauth, cipher, log: app.log, notify };
+    const deps: CheckDeps = { config, sessions, cloudauth: app.cloudauth, sealer: app.sealer, log: app.log, notify };
+    /** The session a job is about (a job from before sessions had ids names a merchantBizId that was then unique). */
+    const sessionOf = async (job: SessionJob): Promise<string | undefined> => {
+      if (job.sessionId) return job.sessionId;
+      if (!job.merchantBizId) return undefined;
+      const matches = await sessions.listByMerchantBizId(job.merchantBizId, 2);
+      return matches.length === 1 ? matches[0]!.id : undefined;
+    };
     const lastAttempt = (job: PgBoss.JobWithMetadata<unknown>) => job.retryCount >= job.retryLimit;
 
     await work<SessionJob>('check', config.JOBS_CONCURRENCY, async ([job]) => {
       if (!job) return;
-      const log = app.log.child({ job: job.id, merchantBizId: job.data.merchantBizId, attempt: job.retryCount + 1 });
+      const sessionId = await sessionOf(job.data);
+      const log = app.log.child({ job: job.id, sessionId, attempt: job.retryCount + 1 });
+      if (!sessionId) return { outcome: 'skipped' };
       try {
-        return { outcome: await app.metrics.checkResult(checkSession({ ...deps, log }, job.data.merchantBizId, { lastAttempt: lastAttempt(job) })) };
+        return { outcome: await app.metrics.checkResult(checkSession({ ...deps, log }, sessionId, { lastAttempt: lastAttempt(job) })) };
       } catch (err) {
         log.warn({ reason: err instanceof Error ? err.message : String(err) }, 'CheckResult will be retried');
         throw err;
@@ -161,15 +170,16 @@ export default fp(
 
     await work<SessionJob>('notify', config.JOBS_CONCURRENCY, async ([job]) => {
       if (!job || !config.MERCHANT_WEBHOOK_URL || !config.MERCHANT_WEBHOOK_SECRET) return;
-      const session = await sessions.findByMerchantBizId(job.data.merchantBizId);
+      const sessionId = await sessionOf(job.data);
+      const session = sessionId ? await sessions.findById(sessionId) : null;
       if (!session) return;
       if (!(FINAL_STATUSES as readonly string[]).includes(session.status)) throw new Error('session not final yet');
-      const event = sessionEvent(session);
+      const event = sessionEvent(session, userIdOf(app.sealer, session));
       await deliverEvent(config.MERCHANT_WEBHOOK_URL, config.MERCHANT_WEBHOOK_SECRET, event);
-      app.log.info({ merchantBizId: session.merchantBizId, eventId: event.id }, 'merchant event delivered');
+      app.log.info({ sessionId: session.id, merchantBizId: session.merchantBizId, eventId: event.id }, 'merchant event delivered');
       // sendOnce queues no event of this session while this job runs. An expired or error session
       // reopened by a late callback and decided meanwhile: run again to deliver its new state.
-      const now = await sessions.findByMerchantBizId(session.merchantBizId);
+      const now = await sessions.findById(session.id);
       if (now && now.status !== session.status) throw new Error('session changed during delivery');
     });
 
@@ -178,5 +188,5 @@ export default fp(
     await jobs.schedule(QUEUES.reconcile, config.RECONCILE_CRON);
     await jobs.schedule(QUEUES.purge, '17 * * * *');
   },
-  { name: 'results', dependencies: ['config', 'jobs', 'sessions', 'cloudauth', 'metrics'] },
+  { name: 'results', dependencies: ['config', 'jobs', 'sessions', 'cloudauth', 'metrics', 'privacy'] },
 );

@@ -1,69 +1,72 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { HttpError } from '../errors/http-error.js';
 import { callbackTokenMatches } from './callback-token.js';
-import type { Session, SessionRepository } from './repository.js';
+import type { SessionRepository, Transaction } from './repository.js';
 
 export interface CallbackInput {
   transactionId: string;
   passed: 'Y' | 'N';
   subCode: string | undefined;
   callbackToken: string;
-  /** Carried in our CallbackUrl, so a session whose TransactionId was never stored is still found. */
-  merchantBizId: string | undefined;
+  /**
+   * Carried in our CallbackUrl (with `attempt`), so a transaction whose TransactionId was never
+   * stored is still found.
+   */
+  sessionId: string | undefined;
+  attempt: number | undefined;
 }
 
 export type CallbackResult = 'recorded' | 'duplicate';
 
-/** Compared against when no session matches, so a miss costs what a hit costs. */
-const NO_SESSION_HASH = '0'.repeat(64);
+/** Compared against when no transaction matches, so a miss costs what a hit costs. */
+const NO_TRANSACTION_HASH = '0'.repeat(64);
 
 export const rejectedCallback = () =>
   new HttpError(403, 'CALLBACK_REJECTED', 'Unknown transaction or invalid callback token');
 
-/**
- * GET /kyc/callback: Alibaba reports a finished verification. The per-transaction token proves the
- * call is Alibaba's for this transaction. The first valid callback is recorded and never changed,
- * but its `passed` is only a hint delivered over an unauthenticated GET: the session moves to
- * `verifying` and CheckResult decides.
- */
 export interface CallbackDeps {
   sessions: SessionRepository;
   log: FastifyBaseLogger;
-  /** Queues the CheckResult that decides the outcome (durably: it survives a restart). */
-  requestCheck: (merchantBizId: string) => Promise<void>;
+  /** Queues the CheckResult that decides the session (durably: it survives a restart). */
+  requestCheck: (sessionId: string) => Promise<void>;
 }
 
+/**
+ * GET /kyc/callback: Alibaba reports a finished transaction. The transaction's own token proves
+ * the call is Alibaba's for this transaction. Its first valid callback is recorded and never
+ * changed, but its `passed` is only a hint delivered over an unauthenticated GET: the session moves
+ * to `verifying` and CheckResult decides (for this transaction: the first transaction decided
+ * settles the session; a later one is recorded, not applied).
+ */
 export async function acceptCallback(deps: CallbackDeps, input: CallbackInput): Promise<CallbackResult> {
   const { sessions, log } = deps;
-  const session = await findSession(sessions, input);
-  const tokenOk = callbackTokenMatches(input.callbackToken, session?.callbackTokenHash ?? NO_SESSION_HASH);
-  if (!session || !tokenOk) {
-    log.warn({ found: Boolean(session) }, 'callback rejected');
+  const transaction = await findTransaction(sessions, input);
+  const tokenOk = callbackTokenMatches(input.callbackToken, transaction?.callbackTokenHash ?? NO_TRANSACTION_HASH);
+  if (!transaction || !tokenOk) {
+    log.warn({ found: Boolean(transaction) }, 'callback rejected');
     throw rejectedCallback();
   }
 
+  const { sessionId, seq } = transaction;
   const subCode = input.subCode ?? null;
-  if (session.callbackPassed === null) {
-    const recorded = await sessions.recordCallback(session.merchantBizId, {
-      transactionId: input.transactionId,
-      passed: input.passed,
-      subCode,
-    });
+  if (transaction.callbackPassed === null) {
+    const recorded = await sessions.recordCallback(sessionId, seq, { transactionId: input.transactionId, passed: input.passed, subCode });
     if (recorded) {
-      log.info({ merchantBizId: session.merchantBizId, callbackPassed: input.passed, subCode }, 'callback accepted; verifying with CheckResult');
-      await deps.requestCheck(session.merchantBizId);
+      log.info({ sessionId, attempt: seq, callbackPassed: input.passed, subCode }, 'callback accepted; verifying with CheckResult');
+      await deps.requestCheck(sessionId);
       return 'recorded';
     }
   }
 
   // Recorded earlier, or just now by a concurrent delivery (then read what that one wrote).
-  const current = session.callbackPassed === null ? ((await sessions.findByMerchantBizId(session.merchantBizId)) ?? session) : session;
+  const current = transaction.callbackPassed === null ? ((await sessions.findTransaction(sessionId, seq)) ?? transaction) : transaction;
   if (current.callbackPassed === input.passed && current.callbackSubCode === subCode && current.transactionId === input.transactionId) {
     return 'duplicate';
   }
   log.warn(
     {
-      merchantBizId: session.merchantBizId,
+      sessionId,
+      attempt: seq,
       recorded: { passed: current.callbackPassed, subCode: current.callbackSubCode },
       presented: { passed: input.passed, subCode },
       event: 'callback_tamper',
@@ -73,12 +76,12 @@ export async function acceptCallback(deps: CallbackDeps, input: CallbackInput): 
   throw new HttpError(409, 'CALLBACK_CONFLICT', 'An outcome is already recorded for this transaction');
 }
 
-async function findSession(sessions: SessionRepository, input: CallbackInput): Promise<Session | null> {
+async function findTransaction(sessions: SessionRepository, input: CallbackInput): Promise<Transaction | null> {
   // The route refuses tokens this service never made before calling here (CallbackTokens.isGenuine),
   // so how long this takes tells a forger nothing; the stored hash stays the check that counts.
-  const byTransaction = await sessions.findByTransactionId(input.transactionId);
-  if (byTransaction || !input.merchantBizId) return byTransaction;
-  // Only a session that never stored its TransactionId may be matched this way.
-  const byBizId = await sessions.findByMerchantBizId(input.merchantBizId);
-  return byBizId && byBizId.transactionId === null ? byBizId : null;
+  const byId = await sessions.findTransactionById(input.transactionId);
+  if (byId || !input.sessionId || input.attempt === undefined) return byId;
+  // Only a transaction that never stored its TransactionId may be matched this way.
+  const byAttempt = await sessions.findTransaction(input.sessionId, input.attempt);
+  return byAttempt && byAttempt.transactionId === null ? byAttempt : null;
 }

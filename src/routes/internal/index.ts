@@ -4,10 +4,16 @@ import { z } from 'zod';
 import { ERROR_GROUPS as E } from '../../errors/codes.js';
 import { errorResponses } from '../../errors/schema.js';
 import { HttpError } from '../../errors/http-error.js';
+import type { SessionWithTransactions } from '../../sessions/repository.js';
+import { notFound } from '../../sessions/start.js';
 import { publicStatus, PUBLIC_STATUSES } from '../../sessions/status.js';
-import { sessionParamsSchema } from '../kyc/schemas.js';
+import { userIdOf } from '../../sessions/user-id.js';
+import { merchantBizIdSchema } from '../kyc/schemas.js';
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+const iso = (d: Date | null) => d?.toISOString() ?? null;
+/** Sessions one listing answers with at most (one per caller that used the merchantBizId). */
+const LIST_LIMIT = 100;
 
 const detailsSchema = z
   .object({
@@ -19,22 +25,42 @@ const detailsSchema = z
   .nullable()
   .describe("CheckResult's personal data (decrypted), or null when not stored or purged.");
 
-const internalSessionSchema = z
+const transactionSchema = z
   .object({
-    merchantBizId: z.string(),
-    status: z.enum(PUBLIC_STATUSES),
+    attempt: z.number().int().describe('1 for the start, then one more per resume.'),
     transactionId: z.string().nullable(),
-    passed: z.string().nullable(),
-    subCode: z.string().nullable(),
+    createdAt: z.iso.datetime(),
+    expiresAt: z.iso.datetime(),
+    errorCode: z.string().nullable().describe('Why its Initialize failed, when it did.'),
     callbackPassed: z.string().nullable(),
     callbackSubCode: z.string().nullable(),
+    callbackAt: z.iso.datetime().nullable(),
+    passed: z.string().nullable().describe("CheckResult's verdict for this transaction."),
+    subCode: z.string().nullable(),
+    checkedAt: z.iso.datetime().nullable(),
+  })
+  .describe('BackOfficeTransaction');
+
+const sessionSchema = z
+  .object({
+    id: z.uuid().describe("The session's own id (in its CallbackUrls, jobs and events)."),
+    merchantBizId: z.string(),
+    userId: z.string().nullable().describe("The person: the caller's JWT `sub` as your identity provider issued it (null for sessions from before it was kept)."),
+    status: z.enum(PUBLIC_STATUSES),
+    transactionId: z.string().nullable().describe('The newest transaction.'),
+    decidedTransactionId: z.string().nullable().describe('The transaction whose CheckResult decided the session.'),
+    passed: z.string().nullable(),
+    subCode: z.string().nullable(),
     errorCode: z.string().nullable(),
+    createdAt: z.iso.datetime(),
     expiresAt: z.iso.datetime(),
     checkedAt: z.iso.datetime().nullable(),
     detailsPurgedAt: z.iso.datetime().nullable(),
-    details: detailsSchema,
+    transactions: z.array(transactionSchema),
   })
-  .describe('BackOfficeSession');
+  .describe('BackOfficeSessionSummary');
+
+const sessionWithDetailsSchema = sessionSchema.extend({ details: detailsSchema }).describe('BackOfficeSession');
 
 /** Parses one Ext* JSON text; a value that is not JSON is returned as text. */
 const parseExt = (text: unknown) => {
@@ -46,7 +72,7 @@ const parseExt = (text: unknown) => {
   }
 };
 
-/** The merchant's back office: full session data, including decrypted details. API key in `x-api-key`. */
+/** The merchant's back office: sessions with the person they belong to, and decrypted details. API key in `x-api-key`. */
 const internalRoutes: FastifyPluginAsyncZod = async (app) => {
   const expected = digest(app.config.INTERNAL_API_KEY ?? '');
   app.addHook('onRequest', async (request) => {
@@ -56,26 +82,69 @@ const internalRoutes: FastifyPluginAsyncZod = async (app) => {
     }
   });
 
+  const summary = (s: SessionWithTransactions): z.output<typeof sessionSchema> => ({
+    id: s.id,
+    merchantBizId: s.merchantBizId,
+    userId: userIdOf(app.sealer, s),
+    status: publicStatus(s),
+    transactionId: s.transactionId,
+    decidedTransactionId: s.decidedTransactionId,
+    passed: s.passed,
+    subCode: s.subCode,
+    errorCode: s.errorCode,
+    createdAt: s.createdAt.toISOString(),
+    expiresAt: s.expiresAt.toISOString(),
+    checkedAt: iso(s.checkedAt),
+    detailsPurgedAt: iso(s.detailsPurgedAt),
+    transactions: s.transactions.map((t) => ({
+      attempt: t.seq,
+      transactionId: t.transactionId,
+      createdAt: t.createdAt.toISOString(),
+      expiresAt: t.expiresAt.toISOString(),
+      errorCode: t.errorCode,
+      callbackPassed: t.callbackPassed,
+      callbackSubCode: t.callbackSubCode,
+      callbackAt: iso(t.callbackAt),
+      passed: t.passed,
+      subCode: t.subCode,
+      checkedAt: iso(t.checkedAt),
+    })),
+  });
+
   app.get(
-    '/kyc/sessions/:merchantBizId',
+    '/kyc/sessions',
     {
       schema: {
-        summary: 'Back office: a session with its decrypted result details',
+        summary: 'Back office: every session with a merchantBizId (one per user who used it), with the person each belongs to',
         tags: ['internal'],
         security: [{ apiKey: [] }],
-        params: sessionParamsSchema,
-        response: { 200: internalSessionSchema, ...errorResponses(E.overload, E.validation, 'INVALID_API_KEY', 'SESSION_NOT_FOUND') },
+        querystring: z.object({ merchantBizId: merchantBizIdSchema }),
+        response: {
+          200: z.object({ sessions: z.array(sessionSchema) }).describe('BackOfficeSessionList'),
+          ...errorResponses(E.overload, E.validation, 'INVALID_API_KEY'),
+        },
+      },
+    },
+    async (request) => ({ sessions: (await app.sessions.listByMerchantBizId(request.query.merchantBizId, LIST_LIMIT)).map(summary) }),
+  );
+
+  app.get(
+    '/kyc/sessions/:id',
+    {
+      schema: {
+        summary: 'Back office: one session, with the person it belongs to, its transactions and its decrypted result details',
+        tags: ['internal'],
+        security: [{ apiKey: [] }],
+        params: z.object({ id: z.uuid('id must be a session id (a UUID; list sessions by merchantBizId with ?merchantBizId=)') }),
+        response: { 200: sessionWithDetailsSchema, ...errorResponses(E.overload, E.validation, 'INVALID_API_KEY', 'SESSION_NOT_FOUND') },
       },
     },
     async (request) => {
-      const { merchantBizId } = request.params;
-      const s = await app.sessions.findByMerchantBizId(merchantBizId);
-      if (!s) throw new HttpError(404, 'SESSION_NOT_FOUND', 'No such verification');
+      const s = await app.sessions.findByIdWithTransactions(request.params.id);
+      if (!s) throw notFound();
       let details = null;
       if (s.detailsCiphertext && s.detailsKeyId) {
-        const plain = JSON.parse(
-          app.results.cipher.open({ keyId: s.detailsKeyId, ciphertext: Buffer.from(s.detailsCiphertext) }, merchantBizId),
-        ) as Record<string, unknown>;
+        const plain = JSON.parse(app.sealer.open({ keyId: s.detailsKeyId, ciphertext: Buffer.from(s.detailsCiphertext) }, s.id)) as Record<string, unknown>;
         details = {
           extBasicInfo: parseExt(plain.extBasicInfo),
           extIdInfo: parseExt(plain.extIdInfo),
@@ -83,20 +152,7 @@ const internalRoutes: FastifyPluginAsyncZod = async (app) => {
           extRiskInfo: parseExt(plain.extRiskInfo),
         };
       }
-      return {
-        merchantBizId: s.merchantBizId,
-        status: publicStatus(s),
-        transactionId: s.transactionId,
-        passed: s.passed,
-        subCode: s.subCode,
-        callbackPassed: s.callbackPassed,
-        callbackSubCode: s.callbackSubCode,
-        errorCode: s.errorCode,
-        expiresAt: s.expiresAt.toISOString(),
-        checkedAt: s.checkedAt?.toISOString() ?? null,
-        detailsPurgedAt: s.detailsPurgedAt?.toISOString() ?? null,
-        details,
-      };
+      return { ...summary(s), details };
     },
   );
 };

@@ -5,6 +5,7 @@ import { staticSecurityHeaders } from '../../errors/security-headers.js';
 import { requestIdFrom, REQUEST_ID_HEADER } from '../../logging/request-log.js';
 import type { CallbackTokens } from '../../sessions/callback-token.js';
 import { rejectedCallback } from '../../sessions/callback.js';
+import { singleValue } from './callback-fields.js';
 
 /** The callback route's path (the kyc routes' prefix + '/callback'), as Alibaba calls it. */
 export const CALLBACK_PATH = '/kyc/callback';
@@ -14,10 +15,11 @@ export const parseQuery = (query: string): Record<string, unknown> => (query.len
 
 /**
  * A callback whose token this service never made (see CallbackTokens): one HMAC decides it. A
- * missing or repeated callbackToken is not judged here: the route's validation answers it (400).
+ * missing or repeated token, or one given under two spellings (callbackToken and CallbackToken), is
+ * not judged here: the route's validation answers it (400).
  */
 export function isForged(tokens: CallbackTokens, query: Record<string, unknown>): boolean {
-  const token = query.callbackToken;
+  const token = singleValue(query, 'callbackToken');
   return typeof token === 'string' && !tokens.isGenuine(token);
 }
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DOC_TYPES } from '../../config/schema.js';
 import { PUBLIC_STATUSES } from '../../sessions/status.js';
+import { CALLBACK_FIELDS, RESULT_FIELD_NAMES, spellingsPresent, type CallbackField } from './callback-fields.js';
 
 export const META_INFO_MAX_BYTES = 8 * 1024;
 const CONFIG_JSON_MAX_BYTES = 16 * 1024;
@@ -93,22 +94,75 @@ export const startResponseSchema = z
     transactionUrl: z.string().describe('Open this URL (single use) to run the verification.'),
     protocol: z.string().nullable().describe('For iframe integration.'),
     expiresAt: z.iso.datetime().describe('The transaction expires 30 minutes after issue.'),
+    attempt: z.number().int().min(1).describe("Which transaction of the session this is: 1 for the start, one more per resume (KYC_MAX_TRANSACTIONS_PER_SESSION)."),
   })
   .describe('StartedVerification');
 
+const callbackText = (name: string, max: number) =>
+  z.string().min(1).max(max).refine((v) => !CONTROL_CHARS.test(v), `${name} must not contain control characters`);
+
+/** Every spelling of one of Alibaba's callback fields (callback-fields.ts), each optional. */
+const spellings = <T extends z.ZodType>(field: CallbackField, schema: T) =>
+  Object.fromEntries(CALLBACK_FIELDS[field].map((name) => [name, schema.optional()])) as Record<string, z.ZodOptional<T>>;
+
+/** What the callback route acts on: a reachability probe, or a transaction's result. */
+export type CallbackQuery =
+  | { kind: 'probe' }
+  | {
+      kind: 'result';
+      transactionId: string;
+      passed: 'Y' | 'N';
+      subCode: string | undefined;
+      callbackToken: string;
+      sessionId: string | undefined;
+      attempt: number | undefined;
+    };
+
+/**
+ * GET /kyc/callback's query: Alibaba's fields under any of their spellings (two spellings of one
+ * field are refused), and the parameters this service registered in the CallbackUrl. With none of
+ * the result fields it is Alibaba's reachability probe of the CallbackUrl (answered 200); with some
+ * but not all it is refused.
+ */
 export const callbackQuerySchema = z
   .object({
-    transactionId: z.string().min(1).max(64).refine((v) => !CONTROL_CHARS.test(v), 'transactionId must not contain control characters'),
-    passed: z.enum(['Y', 'N']),
-    subCode: z.string().max(32).refine((v) => !CONTROL_CHARS.test(v), 'subCode must not contain control characters').optional(),
-    subcode: z.string().max(32).refine((v) => !CONTROL_CHARS.test(v), 'subcode must not contain control characters').optional(),
-    callbackToken: z.string().min(1).max(512),
-    merchantBizId: merchantBizIdSchema.optional(),
+    ...spellings('transactionId', callbackText('transactionId', 64)),
+    ...spellings('passed', z.enum(['Y', 'N'])),
+    ...spellings('subCode', z.string().max(32).refine((v) => !CONTROL_CHARS.test(v), 'subCode must not contain control characters')),
+    ...spellings('callbackToken', z.string().min(1).max(512)),
+    sessionId: z.string().max(64).optional().describe('Registered by this service in the CallbackUrl: the session.'),
+    attempt: z.string().max(8).optional().describe('Registered by this service in the CallbackUrl: which transaction of the session.'),
+    merchantBizId: z.string().max(64).optional().describe('Registered in CallbackUrls before sessions had ids of their own; ignored.'),
+  })
+  .transform((q, ctx): CallbackQuery => {
+    const query = q as Record<string, unknown>;
+    if (RESULT_FIELD_NAMES.every((name) => query[name] === undefined)) return { kind: 'probe' };
+    const value = <T>(field: CallbackField, required: boolean): T | undefined => {
+      const present = spellingsPresent(query, field);
+      if (present.length > 1) {
+        ctx.addIssue({ code: 'custom', path: [present[1]!], message: `${field} is given twice (${present.join(' and ')}): send one spelling` });
+      } else if (present.length === 0 && required) {
+        ctx.addIssue({ code: 'custom', path: [field], message: `${field} is required in a callback (transactionId, passed and callbackToken come together)` });
+      }
+      return present.length === 1 ? (query[present[0]!] as T) : undefined;
+    };
+    const transactionId = value<string>('transactionId', true);
+    const passed = value<'Y' | 'N'>('passed', true);
+    const subCode = value<string>('subCode', false);
+    const callbackToken = value<string>('callbackToken', true);
+    const sessionId = q.sessionId !== undefined && UUID.test(q.sessionId) ? q.sessionId : undefined;
+    const attempt = q.attempt !== undefined && /^[1-9][0-9]{0,3}$/.test(q.attempt) ? Number(q.attempt) : undefined;
+    if (!transactionId || !passed || !callbackToken) return z.NEVER;
+    return { kind: 'result', transactionId, passed, subCode, callbackToken, sessionId, attempt };
   })
   .describe('AlibabaCallback');
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 export const callbackResponseSchema = z.object({
-  result: z.enum(['recorded', 'duplicate']).describe('recorded: first delivery; duplicate: exact redelivery, nothing changed.'),
+  result: z
+    .enum(['recorded', 'duplicate', 'reachable'])
+    .describe('recorded: first delivery; duplicate: exact redelivery, nothing changed; reachable: a probe of the CallbackUrl (no result fields), nothing written.'),
 });
 
 export const sessionParamsSchema = z.object({ merchantBizId: merchantBizIdSchema });
@@ -121,6 +175,8 @@ export const sessionResponseSchema = z
     expiresAt: z.iso.datetime(),
     passed: z.enum(['Y', 'N']).optional(),
     subCode: z.string().optional(),
+    attempts: z.number().int().min(0).describe('Transactions started for this session (its start and each resume).'),
+    maxAttempts: z.number().int().min(1).describe('How many it may have (KYC_MAX_TRANSACTIONS_PER_SESSION).'),
     updatedAt: z.iso.datetime(),
   })
   .describe('VerificationSession');

@@ -3,6 +3,7 @@ import { ERROR_GROUPS as E } from '../../errors/codes.js';
 import { errorResponses } from '../../errors/schema.js';
 import { startSession } from '../../sessions/start.js';
 import { startBodySchema, startResponseSchema } from './schemas.js';
+import { startDeps } from './start-deps.js';
 
 const startRoute: FastifyPluginAsyncZod = async (app) => {
   app.post(
@@ -12,44 +13,23 @@ const startRoute: FastifyPluginAsyncZod = async (app) => {
       onRequest: [app.limits.startByIp, app.authenticate],
       schema: {
         summary: 'Start an eKYC verification (calls Alibaba Initialize)',
+        description:
+          'A merchantBizId is scoped to the caller: two users may each use `order1001`, and each gets a session of their own. ' +
+          'Repeating a live one answers 200 with the same transaction (no second Initialize). A TransactionUrl works once: ' +
+          'to get a new one (a reload, a lost tab, a broken camera), resume the session (POST /kyc/sessions/{merchantBizId}/resume).',
         tags: ['kyc'],
         security: [{ bearerAuth: [] }],
         body: startBodySchema,
         response: {
           200: startResponseSchema.describe('The live verification already started with this merchantBizId.'),
           201: startResponseSchema,
-          ...errorResponses(E.overload, E.validation, E.body, E.auth, E.rateLimit, E.budget, E.upstream, 'DOC_TYPE_NOT_ALLOWED', 'RETURN_URL_NOT_ALLOWED', 'MERCHANT_BIZ_ID_TAKEN', 'SESSION_EXPIRED', 'SESSION_FAILED', 'SESSION_COMPLETED', 'SESSION_STARTING', 'SESSION_INTERRUPTED'),
+          ...errorResponses(E.overload, E.validation, E.body, E.auth, E.rateLimit, E.budget, E.upstream, 'DOC_TYPE_NOT_ALLOWED', 'RETURN_URL_NOT_ALLOWED', 'ATTEMPTS_EXHAUSTED', 'SESSION_EXPIRED', 'SESSION_FAILED', 'SESSION_COMPLETED', 'SESSION_STARTING', 'SESSION_INTERRUPTED'),
         },
       },
     },
     async (request, reply) => {
-      // The budget's look-ahead (read-only) goes to Redis with the per-user limit: one round trip
-      // for both. startSession acts on its verdict; it is dropped if the limit refuses.
-      const lookAhead = app.budget.check('Initialize');
-      lookAhead.catch(() => {}); // handled: startSession awaits it
-      await app.limits.startByUser(request, reply);
-      // Give up the upstream wait (and a queued budget slot) when the caller goes away.
-      const abort = new AbortController();
-      request.raw.once('close', () => {
-        if (!reply.sent) abort.abort();
-      });
-      const user = request.user!;
-      const { created, ...session } = await startSession(
-        {
-          config: app.config,
-          sessions: app.sessions,
-          callbackTokens: app.callbackTokens,
-          lookAhead,
-          cloudauth: app.cloudauth,
-          log: request.log,
-          onUpstreamRequestId: (id) => {
-            request.upstreamRequestId = id;
-          },
-        },
-        user.ref,
-        request.body,
-        abort.signal,
-      );
+      const { deps, signal } = await startDeps(app, request, reply);
+      const { created, ...session } = await startSession(deps, request.user!, request.body, signal);
       return reply.code(created ? 201 : 200).send(session);
     },
   );

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { rowsOf } from './helpers/rows.js';
 import { clientFor } from './helpers/client.js';
 import { signToken } from './helpers/jwt.js';
 import { startRedis, stop } from './helpers/redis-server.js';
@@ -73,7 +74,7 @@ describe('the QPS budget, seen through POST /kyc/start', () => {
     assert.equal(res.body.code, 'BUDGET_UNAVAILABLE');
     assert.ok(took <= 500, `answered in ${took} ms`);
     assert.equal((await api.sim.calls()).body.filter((c) => c.action === 'Initialize').length, 1, 'fail closed: no unmetered call');
-    assert.equal(await stack.app.prisma.kycSession.findUnique({ where: { merchantBizId } }), null, 'the reservation was released');
+    assert.equal(await rowsOf(stack.app).sessionOrNull(merchantBizId), null, 'the reservation was released');
 
     children.push(await startRedis(port));
     let status = 0;

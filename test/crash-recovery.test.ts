@@ -106,8 +106,19 @@ interface Row {
 const row = async (merchantBizId: string): Promise<Row | undefined> =>
   (await db.query<Row>(`SELECT status, transaction_id, passed FROM "${tables}".kyc_session WHERE merchant_biz_id = $1`, [merchantBizId])).rows[0];
 /** "Time passes": the session's expiry (30 min after Initialize) is now behind us. */
-const expire = (merchantBizId: string) =>
-  db.query(`UPDATE "${tables}".kyc_session SET expires_at = now() - interval '1 second' WHERE merchant_biz_id = $1`, [merchantBizId]);
+const expire = async (merchantBizId: string) => {
+  await db.query(`UPDATE "${tables}".kyc_session SET expires_at = now() - interval '1 second' WHERE merchant_biz_id = $1`, [merchantBizId]);
+  await db.query(
+    `UPDATE "${tables}".kyc_transaction t SET expires_at = now() - interval '1 second' FROM "${tables}".kyc_session s WHERE s.id = t.session_id AND s.merchant_biz_id = $1`,
+    [merchantBizId],
+  );
+};
+/** Moves when the session's Initialize began (its transaction's reservation) to `at` (SQL). */
+const startedAt = (merchantBizId: string, at: string) =>
+  db.query(
+    `UPDATE "${tables}".kyc_transaction t SET created_at = ${at} FROM "${tables}".kyc_session s WHERE s.id = t.session_id AND s.merchant_biz_id = $1`,
+    [merchantBizId],
+  );
 const until = (merchantBizId: string, status: string, timeoutMs = 15_000) =>
   waitFor(`${merchantBizId} to be stored as ${status}`, async () => ((await row(merchantBizId))?.status === status ? true : undefined), timeoutMs);
 
@@ -250,7 +261,7 @@ describe('SIGKILL mid-flow, then a restart on the same database and job queue', 
 
     // Within the longest a start can take, its retry is told the start is still in progress: no second
     // (billed) Initialize. (The kill was seconds ago; pin "just now" so a slow machine cannot outrun it.)
-    await db.query(`UPDATE "${tables}".kyc_session SET created_at = now() WHERE merchant_biz_id = $1`, [merchantBizId]);
+    await startedAt(merchantBizId, 'now()');
     const retry = await post(token, { merchantBizId });
     assert.equal(retry.status, 409);
     assert.equal(((await retry.json()) as { code: string }).code, 'SESSION_STARTING');
@@ -259,7 +270,7 @@ describe('SIGKILL mid-flow, then a restart on the same database and job queue', 
     assert.equal(await publicStatus(token, merchantBizId), 'pending');
 
     // Once longer ago than any start can take, the retry is told the start died, not to keep retrying.
-    await db.query(`UPDATE "${tables}".kyc_session SET created_at = now() - interval '1 minute' WHERE merchant_biz_id = $1`, [merchantBizId]);
+    await startedAt(merchantBizId, "now() - interval '1 minute'");
     const interrupted = await post(token, { merchantBizId });
     assert.equal(interrupted.status, 409);
     assert.equal(((await interrupted.json()) as { code: string }).code, 'SESSION_INTERRUPTED');

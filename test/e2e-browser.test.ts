@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
 import { userRef } from '../src/auth/user-ref.js';
 import { buildSimulator } from '../src/simulator/server.js';
+import { rowsOf } from './helpers/rows.js';
 import { artifactPath, chromiumMissing, launchBrowser, watchPage, type PageWatch } from './helpers/browser.js';
 import { clientFor } from './helpers/client.js';
 import { signToken, TEST_JWT_SECRET } from './helpers/jwt.js';
@@ -82,7 +83,7 @@ async function assertRecorded(stack: Stack, v: Verification, status: 'passed' | 
   assert.equal(body.passed, status === 'passed' ? 'Y' : 'N');
   assert.equal(body.transactionId, v.transactionId);
 
-  const row = await stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId: v.merchantBizId } });
+  const row = await rowsOf(stack.app).session(v.merchantBizId);
   assert.equal(row.status, status);
   assert.equal(row.passed, status === 'passed' ? 'Y' : 'N');
   assert.equal(row.transactionId, v.transactionId);

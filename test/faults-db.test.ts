@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { rowsOf } from './helpers/rows.js';
 import { clientFor } from './helpers/client.js';
 import { signToken } from './helpers/jwt.js';
 import { freshDatabaseUrl, META_INFO, randomId, startStack, waitFor, type Stack } from './helpers/stack.js';
@@ -30,7 +31,7 @@ const timed = async <T>(f: () => Promise<T>) => {
   return { value, ms: Date.now() - t0 };
 };
 /** Reads a session through a direct connection (the service's own path is the one being broken). */
-const rowOf = (merchantBizId: string) => stack.app.prisma.kycSession.findUnique({ where: { merchantBizId } });
+const rowOf = (merchantBizId: string) => rowsOf(stack.app).sessionOrNull(merchantBizId);
 
 describe('PostgreSQL down or slow', () => {
   for (const [fault, apply] of [

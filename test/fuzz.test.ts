@@ -43,7 +43,10 @@ import {
   sessionUrl,
   unicodeBody,
 } from './helpers/fuzz-arbitraries.js';
+import { RESULT_FIELD_NAMES } from '../src/routes/kyc/callback-fields.js';
+import { parseQuery } from '../src/routes/kyc/callback-gate.js';
 import { signToken } from './helpers/jwt.js';
+import { rowsOf } from './helpers/rows.js';
 import { configSecrets, envelopeDeviation, responseProblems } from './helpers/response-checks.js';
 import { META_INFO, randomId, startStack, type Stack } from './helpers/stack.js';
 
@@ -133,10 +136,11 @@ before(async () => {
     assert.equal(res.statusCode, 201, res.body);
     const { merchantBizId, transactionId } = res.json<{ merchantBizId: string; transactionId: string }>();
     const tx = await (await fetch(`${stack.simUrl}/__sim/transactions/${transactionId}`)).json() as { params: Record<string, string> };
-    seeded.push({ merchantBizId, transactionId, callbackToken: tx.params.CallbackToken! });
+    const sessionId = (await rowsOf(stack.app).session(merchantBizId)).id;
+    seeded.push({ merchantBizId, sessionId, transactionId, callbackToken: tx.params.CallbackToken! });
   }
-  // One whose TransactionId was never stored: reachable only through merchantBizId.
-  await stack.app.prisma.kycSession.update({ where: { merchantBizId: seeded[3]!.merchantBizId }, data: { transactionId: null } });
+  // One whose TransactionId was never stored: reachable only through the session id and attempt.
+  await rowsOf(stack.app).forgetTransactionId(seeded[3]!.merchantBizId);
   // Never in a response: the configured secrets and the seeded sessions' callback tokens (sent in requests).
   secrets = [...new Set([...configSecrets(stack.config), stack.config.ALIBABA_CLOUD_ACCESS_KEY_SECRET, ...seeded.map((s) => s.callbackToken)])];
   assert.ok(secrets.includes(stack.config.AUTH_JWT_SECRET!) && secrets.includes(stack.config.USER_ID_HASH_SECRET));
@@ -248,16 +252,21 @@ describe('fuzz: GET /kyc/callback', () => {
         const q = queryString(pairs);
         const route: Route = c.path === '/kyc/callback' ? 'callback' : 'other';
         const res = await send(route, { method: c.method, url: q ? `${c.path}?${q}` : c.path, headers: headersOf(c.headers) });
-        if (res.statusCode === 200 && c.method === 'GET') {
-          // Accepted only with the exact token of the session the transactionId (or merchantBizId) names.
-          const value = (key: string) => pairs.filter(([k]) => k === key).map(([, v]) => materialize(v))[0];
-          const owner = seeded.find((s) => s.callbackToken === value('callbackToken'));
+        const value = (...keys: string[]) => pairs.filter(([k]) => keys.includes(k)).map(([, v]) => materialize(v))[0];
+        if (res.statusCode === 200 && (c.method === 'HEAD' || (JSON.parse(res.body) as { result?: string }).result === 'reachable')) {
+          // A reachability probe: only when no result field is there under any spelling (in the query the
+          // server receives: a raw '#' starts the fragment).
+          const received = parseQuery(q.split('#')[0]!);
+          assert.equal(RESULT_FIELD_NAMES.some((k) => received[k] !== undefined), false, `a probe answer to a callback: ${q.slice(0, 300)}`);
+        } else if (res.statusCode === 200 && c.method === 'GET') {
+          // Accepted only with the exact token of the transaction the transactionId (or session id) names.
+          const owner = seeded.find((s) => s.callbackToken === value('callbackToken', 'CallbackToken'));
           assert.ok(owner, `accepted without any session's exact token: ${res.body}`);
-          // A session that never stored its TransactionId takes the one its first accepted callback carried
-          // (found by merchantBizId); later callbacks may name the session by that one.
-          const stored = (await stack.app.prisma.kycSession.findUnique({ where: { merchantBizId: owner.merchantBizId } }))?.transactionId;
+          // A transaction that never stored its TransactionId takes the one its first accepted callback carried
+          // (found by session id and attempt); later callbacks may name it by that one.
+          const stored = (await rowsOf(stack.app).transaction(owner.merchantBizId)).transactionId;
           assert.ok(
-            [owner.transactionId, stored].includes(value('transactionId')) || value('merchantBizId') === owner.merchantBizId,
+            [owner.transactionId, stored].includes(value('transactionId', 'TransactionId') ?? null) || value('sessionId') === owner.sessionId,
             `accepted a token for another session: ${res.body}`,
           );
         }

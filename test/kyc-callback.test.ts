@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { signToken } from './helpers/jwt.js';
 import { META_INFO, randomId, waitFor } from './helpers/stack.js';
+import { rowsOf } from './helpers/rows.js';
 import { useStack } from './helpers/use-stack.js';
 
 const ctx = useStack();
@@ -18,7 +19,9 @@ async function started() {
   return { token, merchantBizId, transactionId, callbackToken };
 }
 
-const row = (merchantBizId: string) => ctx.stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
+const row = (merchantBizId: string) => rowsOf(ctx.stack.app).session(merchantBizId);
+/** The session's (first) transaction: where its callback is recorded. */
+const tx = (merchantBizId: string) => rowsOf(ctx.stack.app).transaction(merchantBizId);
 /** Waits for CheckResult (a background job) to decide the session. */
 const decided = (merchantBizId: string) =>
   waitFor(`a verdict for ${merchantBizId}`, async () => {
@@ -56,7 +59,7 @@ describe('GET /kyc/callback', () => {
     const s = await started();
     const res = await ctx.api.callback({ transactionId: s.transactionId, passed: 'Y', subcode: '200', callbackToken: s.callbackToken });
     assert.equal(res.status, 200);
-    assert.equal((await row(s.merchantBizId)).callbackSubCode, '200');
+    assert.equal((await tx(s.merchantBizId)).callbackSubCode, '200');
   });
 
   test('a wrong token → 403 CALLBACK_REJECTED and nothing changes', async () => {
@@ -69,7 +72,7 @@ describe('GET /kyc/callback', () => {
     }
     const r = await row(s.merchantBizId);
     assert.equal(r.status, 'pending');
-    assert.equal(r.callbackPassed, null);
+    assert.equal((await tx(s.merchantBizId)).callbackPassed, null);
   });
 
   test('a missing token → 400 and nothing changes', async () => {
@@ -77,7 +80,7 @@ describe('GET /kyc/callback', () => {
     const res = await ctx.api.callback({ transactionId: s.transactionId, passed: 'Y', subCode: '200' });
     assert.equal(res.status, 400);
     assert.equal(res.body.code, 'VALIDATION_ERROR');
-    assert.equal((await row(s.merchantBizId)).callbackPassed, null);
+    assert.equal((await tx(s.merchantBizId)).callbackPassed, null);
   });
 
   test('an unknown transaction → the same 403 as a wrong token', async () => {
@@ -87,12 +90,13 @@ describe('GET /kyc/callback', () => {
     assert.equal(res.body.code, 'CALLBACK_REJECTED');
   });
 
-  test("a valid token for one transaction cannot complete another (even naming its merchantBizId)", async () => {
+  test("a valid token for one transaction cannot complete another (even naming its session and attempt)", async () => {
     const a = await started();
     const b = await started();
-    const res = await ctx.api.callback({ transactionId: b.transactionId, passed: 'Y', callbackToken: a.callbackToken, merchantBizId: b.merchantBizId });
+    const sessionId = (await row(b.merchantBizId)).id;
+    const res = await ctx.api.callback({ transactionId: b.transactionId, passed: 'Y', callbackToken: a.callbackToken, sessionId, attempt: '1' });
     assert.equal(res.status, 403);
-    assert.equal((await row(b.merchantBizId)).callbackPassed, null);
+    assert.equal((await tx(b.merchantBizId)).callbackPassed, null);
   });
 
   test('bad passed values and duplicated keys → 400', async () => {
@@ -101,7 +105,7 @@ describe('GET /kyc/callback', () => {
     assert.equal(bad.status, 400);
     const dup = await fetch(`${ctx.stack.appUrl}/kyc/callback?transactionId=${s.transactionId}&passed=Y&passed=N&callbackToken=${s.callbackToken}`);
     assert.equal(dup.status, 400);
-    assert.equal((await row(s.merchantBizId)).callbackPassed, null);
+    assert.equal((await tx(s.merchantBizId)).callbackPassed, null);
   });
 
   test('an exact redelivery → 200 duplicate, nothing changes', async () => {
@@ -129,8 +133,8 @@ describe('GET /kyc/callback', () => {
     assert.equal(r.status, 'failed');
     assert.equal(r.passed, 'N');
     assert.equal(r.subCode, '205');
-    assert.equal(r.callbackPassed, 'N');
-    assert.ok(ctx.stack.logs.lines.some((l) => l.includes('"callback_tamper"') && l.includes(s.merchantBizId)));
+    assert.equal((await tx(s.merchantBizId)).callbackPassed, 'N');
+    assert.ok(ctx.stack.logs.lines.some((l) => l.includes('"callback_tamper"') && l.includes(r.id)));
   });
 
   test('racing contradictory callbacks: exactly one outcome wins', async () => {
@@ -145,14 +149,15 @@ describe('GET /kyc/callback', () => {
       if (res.status === 409) continue;
       assert.equal(res.status, 200);
     }
-    assert.ok(r.callbackPassed === 'Y' || r.callbackPassed === 'N');
+    const callbackPassed = (await tx(s.merchantBizId)).callbackPassed;
+    assert.ok(callbackPassed === 'Y' || callbackPassed === 'N');
     assert.equal(r.status, 'verifying', 'the callback alone decides nothing');
     assert.equal(results.filter((x) => x.status === 409).length, 3, 'the three that contradict the winner are refused');
   });
 
-  test('a session whose TransactionId was not stored is still completed through the merchantBizId in the CallbackUrl', async () => {
+  test('a session whose TransactionId was not stored is still completed through the session id and attempt in the CallbackUrl', async () => {
     const s = await started();
-    await ctx.stack.app.prisma.kycSession.update({ where: { merchantBizId: s.merchantBizId }, data: { transactionId: null } });
+    await rowsOf(ctx.stack.app).forgetTransactionId(s.merchantBizId);
     const done = await ctx.api.sim.complete(s.transactionId, 'Y', '200');
     assert.equal(done.body.delivery.status, 200);
     const r = await decided(s.merchantBizId);
@@ -185,7 +190,9 @@ describe('GET /kyc/sessions/:merchantBizId', () => {
     const s = await started();
     const res = await ctx.api.session(s.token, s.merchantBizId);
     assert.equal(res.status, 200);
-    assert.deepEqual(Object.keys(res.body).sort(), ['expiresAt', 'merchantBizId', 'status', 'transactionId', 'updatedAt']);
+    assert.deepEqual(Object.keys(res.body).sort(), ['attempts', 'expiresAt', 'maxAttempts', 'merchantBizId', 'status', 'transactionId', 'updatedAt']);
+    assert.equal(res.body.attempts, 1);
+    assert.equal(res.body.maxAttempts, ctx.stack.config.KYC_MAX_TRANSACTIONS_PER_SESSION);
     assert.equal(res.body.transactionId, s.transactionId);
   });
 
@@ -194,8 +201,7 @@ describe('GET /kyc/sessions/:merchantBizId', () => {
     const t = await started();
     await ctx.api.sim.complete(t.transactionId, 'Y', '200');
     await decided(t.merchantBizId);
-    const past = new Date(Date.now() - 1000);
-    await ctx.stack.app.prisma.kycSession.updateMany({ where: { merchantBizId: { in: [s.merchantBizId, t.merchantBizId] } }, data: { expiresAt: past } });
+    await rowsOf(ctx.stack.app).expire([s.merchantBizId, t.merchantBizId]);
     assert.equal((await ctx.api.session(s.token, s.merchantBizId)).body.status, 'expired');
     assert.equal((await ctx.api.session(t.token, t.merchantBizId)).body.status, 'passed');
   });

@@ -4,12 +4,14 @@ import { userRef } from '../src/auth/user-ref.js';
 import { hashCallbackToken } from '../src/sessions/callback-token.js';
 import { signToken } from './helpers/jwt.js';
 import { META_INFO, randomId } from './helpers/stack.js';
+import { rowsOf } from './helpers/rows.js';
 import { useStack } from './helpers/use-stack.js';
 
 const ctx = useStack();
 
 const newUser = () => randomId('user-');
 const tokenFor = (sub = newUser()) => signToken(sub);
+const rows = () => rowsOf(ctx.stack.app);
 const initializeCalls = async () => (await ctx.api.sim.calls()).body.filter((c) => c.action === 'Initialize').length;
 
 describe('POST /kyc/start', () => {
@@ -25,9 +27,11 @@ describe('POST /kyc/start', () => {
     const expiresAt = Date.parse(b.expiresAt!);
     assert.ok(expiresAt >= before + 30 * 60_000 - 1000 && expiresAt <= Date.now() + 30 * 60_000 + 1000);
 
-    const row = await ctx.stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId: b.merchantBizId! } });
+    const row = await rows().session(b.merchantBizId!);
     assert.equal(row.transactionId, b.transactionId);
-    assert.equal(row.transactionUrl, b.transactionUrl);
+    assert.equal(row.transactions.length, 1);
+    assert.equal(row.transactions[0]!.transactionUrl, b.transactionUrl);
+    assert.equal(row.transactions[0]!.transactionId, b.transactionId);
     assert.equal(row.status, 'pending');
     assert.equal(row.userRef, userRef(ctx.stack.config.USER_ID_HASH_SECRET, sub));
     assert.equal(row.expiresAt.toISOString(), b.expiresAt);
@@ -57,11 +61,11 @@ describe('POST /kyc/start', () => {
     assert.equal(p.ShowOcrResult, '0');
     assert.equal(p.ShowAlbumIcon, '1');
     assert.equal(p.SceneCode, 'signup_1');
-    assert.equal(p.CallbackUrl, `${ctx.stack.appUrl}/kyc/callback?merchantBizId=${res.body.merchantBizId}`);
+    const row = await rows().session(String(res.body.merchantBizId));
+    assert.equal(p.CallbackUrl, `${ctx.stack.appUrl}/kyc/callback?sessionId=${row.id}&attempt=1`);
     assert.match(p.CallbackToken!, /^[A-Za-z0-9_-]{43}$/, '32 random bytes, base64url');
 
-    const row = await ctx.stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId: String(res.body.merchantBizId) } });
-    assert.equal(row.callbackTokenHash, hashCallbackToken(p.CallbackToken!));
+    assert.equal(row.transactions[0]!.callbackTokenHash, hashCallbackToken(p.CallbackToken!));
     assert.ok(!JSON.stringify(row).includes(p.CallbackToken!), 'only the hash is stored');
   });
 
@@ -179,20 +183,30 @@ describe('POST /kyc/start idempotency', () => {
     assert.equal((await initializeCalls()) - calls, 1);
   });
 
-  test("another user's merchantBizId → 409 MERCHANT_BIZ_ID_TAKEN, nothing revealed", async () => {
-    const merchantBizId = randomId('taken');
-    assert.equal((await ctx.api.start(await tokenFor(), { metaInfo: META_INFO, merchantBizId })).status, 201);
-    const res = await ctx.api.start(await tokenFor(), { metaInfo: META_INFO, merchantBizId });
-    assert.equal(res.status, 409);
-    assert.equal(res.body.code, 'MERCHANT_BIZ_ID_TAKEN');
-    assert.equal(res.body.transactionId, undefined);
+  test("another user's merchantBizId is theirs: each user gets a session and a transaction of their own", async () => {
+    const merchantBizId = randomId('shared');
+    const [alice, bob] = [newUser(), newUser()];
+    const a = await ctx.api.start(await signToken(alice), { metaInfo: META_INFO, merchantBizId });
+    const b = await ctx.api.start(await signToken(bob), { metaInfo: META_INFO, merchantBizId });
+    assert.equal(a.status, 201);
+    assert.equal(b.status, 201, 'the second user is not told the id exists');
+    assert.notEqual(a.body.transactionId, b.body.transactionId);
+    const sessions = await ctx.stack.app.prisma.kycSession.findMany({ where: { merchantBizId } });
+    assert.equal(sessions.length, 2);
+    assert.notEqual(sessions[0]!.id, sessions[1]!.id);
+    const secret = ctx.stack.config.USER_ID_HASH_SECRET;
+    assert.deepEqual(new Set(sessions.map((s) => s.userRef)), new Set([userRef(secret, alice), userRef(secret, bob)]));
+    // Each reads only their own; a repeat by either returns their own transaction.
+    assert.equal((await ctx.api.session(await signToken(alice), merchantBizId)).body.transactionId, a.body.transactionId);
+    assert.equal((await ctx.api.session(await signToken(bob), merchantBizId)).body.transactionId, b.body.transactionId);
+    assert.equal((await ctx.api.start(await signToken(bob), { metaInfo: META_INFO, merchantBizId })).body.transactionId, b.body.transactionId);
   });
 
   test('an expired merchantBizId → 409 SESSION_EXPIRED', async () => {
     const token = await tokenFor();
     const merchantBizId = randomId('exp');
     assert.equal((await ctx.api.start(token, { metaInfo: META_INFO, merchantBizId })).status, 201);
-    await ctx.stack.app.prisma.kycSession.update({ where: { merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    await rows().expire(merchantBizId);
     const res = await ctx.api.start(token, { metaInfo: META_INFO, merchantBizId });
     assert.equal(res.status, 409);
     assert.equal(res.body.code, 'SESSION_EXPIRED');
@@ -215,13 +229,13 @@ describe('POST /kyc/start persistence and upstream errors', () => {
     await ctx.api.sim.fault({ action: 'Initialize', status: 200, code: 'Success', delayMs: 800 });
     const pending = ctx.api.start(await tokenFor(), { metaInfo: META_INFO, merchantBizId });
     await new Promise((r) => setTimeout(r, 400));
-    const row = await ctx.stack.app.prisma.kycSession.findUnique({ where: { merchantBizId } });
+    const row = await rows().sessionOrNull(merchantBizId);
     assert.ok(row, 'reserved before the upstream call returned');
     assert.equal(row.status, 'pending');
     assert.equal(row.transactionId, null);
     const res = await pending;
     assert.equal(res.status, 201);
-    const done = await ctx.stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
+    const done = await rows().session(merchantBizId);
     assert.equal(done.transactionId, res.body.transactionId);
   });
 
@@ -246,7 +260,7 @@ describe('POST /kyc/start persistence and upstream errors', () => {
       assert.equal(res.body.code, m.code);
       assert.equal(typeof res.body.message, 'string');
       if (m.code === 'UPSTREAM_THROTTLED') assert.equal(res.headers.get('retry-after'), '3');
-      const row = await ctx.stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
+      const row = await rows().session(merchantBizId);
       assert.equal(row.status, 'error');
       assert.equal(row.errorCode, m.code);
     });

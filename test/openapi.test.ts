@@ -4,6 +4,7 @@
  * validate against the schema it documents for their status.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -83,8 +84,10 @@ describe('the OpenAPI document lists what Fastify serves', () => {
     assert.deepEqual(doc.components.securitySchemes.apiKey, { type: 'apiKey', in: 'header', name: 'x-api-key' });
     assert.ok(doc.components.securitySchemes.bearerAuth);
     assert.ok(doc.components.securitySchemes.metricsToken);
-    const internal = doc.paths['/internal/kyc/sessions/{merchantBizId}']?.get as unknown as { security?: unknown };
-    assert.deepEqual(internal.security, [{ apiKey: [] }]);
+    for (const path of ['/internal/kyc/sessions/{id}', '/internal/kyc/sessions']) {
+      const internal = doc.paths[path]?.get as unknown as { security?: unknown };
+      assert.deepEqual(internal.security, [{ apiKey: [] }], path);
+    }
   });
 });
 
@@ -209,7 +212,7 @@ describe('real responses match the documented schemas', () => {
     const id = randomId('oa');
     const started = await check('start', 'POST', '/kyc/start', json(alice, { metaInfo: META_INFO, merchantBizId: id }), 201);
     await check('start again', 'POST', '/kyc/start', json(alice, { metaInfo: META_INFO, merchantBizId: id }), 200);
-    await check('start: taken', 'POST', '/kyc/start', json(bob, { metaInfo: META_INFO, merchantBizId: id }), 'MERCHANT_BIZ_ID_TAKEN');
+    await check("start: another user's merchantBizId is theirs too", 'POST', '/kyc/start', json(bob, { metaInfo: META_INFO, merchantBizId: id }), 201);
     await check('start: policy field', 'POST', '/kyc/start', json(alice, { metaInfo: META_INFO, ProductCode: 'x' }), 'VALIDATION_ERROR');
     await check('start: bad JSON', 'POST', '/kyc/start', json(alice, '{"metaInfo":'), 'INVALID_JSON');
     await check('start: media type', 'POST', '/kyc/start', { headers: { 'content-type': 'application/xml', authorization: `Bearer ${alice}` }, body: '<x/>' }, 'UNSUPPORTED_MEDIA_TYPE');
@@ -234,6 +237,13 @@ describe('real responses match the documented schemas', () => {
     }
     await check('start: failed before', 'POST', '/kyc/start', json(alice, { metaInfo: META_INFO, merchantBizId: failedId }), 'SESSION_FAILED');
 
+    // Resuming (KYC_MAX_TRANSACTIONS_PER_SESSION is 3 by default: the start and two resumes)
+    await check('resume', 'POST', `/kyc/sessions/${id}/resume`, json(alice, { metaInfo: META_INFO }), 201);
+    await check('resume again', 'POST', `/kyc/sessions/${id}/resume`, json(alice, { metaInfo: META_INFO }), 201);
+    await check('resume: attempts exhausted', 'POST', `/kyc/sessions/${id}/resume`, json(alice, { metaInfo: META_INFO }), 'ATTEMPTS_EXHAUSTED');
+    await check('resume: unknown', 'POST', `/kyc/sessions/${randomId('none')}/resume`, json(alice, { metaInfo: META_INFO }), 'SESSION_NOT_FOUND');
+    await check('resume: bad body', 'POST', `/kyc/sessions/${id}/resume`, json(alice, { metaInfo: 'x' }), 'VALIDATION_ERROR');
+
     // The callback
     const transactionId = String((started?.body as { transactionId: string }).transactionId);
     const callbackToken = (await api.sim.transaction(transactionId)).body.params.CallbackToken!;
@@ -243,18 +253,24 @@ describe('real responses match the documented schemas', () => {
     await check('callback: tampered', 'GET', cb({ transactionId, passed: 'N', subCode: '200', callbackToken }), {}, 'CALLBACK_CONFLICT');
     await check('callback: wrong token', 'GET', cb({ transactionId, passed: 'Y', callbackToken: 'nope' }), {}, 'CALLBACK_REJECTED');
     await check('callback: invalid', 'GET', cb({ transactionId, passed: 'maybe', callbackToken }), {}, 'VALIDATION_ERROR');
+    await check('callback: reachability probe', 'GET', '/kyc/callback?sessionId=x&attempt=1', {}, 200);
+    await check('resume: being verified', 'POST', `/kyc/sessions/${id}/resume`, json(alice, { metaInfo: META_INFO }), 'SESSION_COMPLETED');
+    await check("resume: another user's session of the same merchantBizId is theirs", 'POST', `/kyc/sessions/${id}/resume`, json(bob, { metaInfo: META_INFO }), 201);
     await check('start: completed', 'POST', '/kyc/start', json(alice, { metaInfo: META_INFO, merchantBizId: id }), 'SESSION_COMPLETED');
 
     // Reading sessions
     await check('session', 'GET', `/kyc/sessions/${id}`, bearer(alice), 200);
-    await check("session: someone else's", 'GET', `/kyc/sessions/${id}`, bearer(bob), 'SESSION_NOT_FOUND');
+    await check("session: someone else's", 'GET', `/kyc/sessions/${failedId}`, bearer(bob), 'SESSION_NOT_FOUND');
     await check('session: no token', 'GET', `/kyc/sessions/${id}`, {}, 'UNAUTHENTICATED');
     await check('session: bad id', 'GET', '/kyc/sessions/a-b', bearer(alice), 'VALIDATION_ERROR');
     const key = { headers: { 'x-api-key': INTERNAL_API_KEY } };
-    await check('back office', 'GET', `/internal/kyc/sessions/${id}`, key, 200);
-    await check('back office: unknown', 'GET', `/internal/kyc/sessions/${randomId('none')}`, key, 'SESSION_NOT_FOUND');
-    await check('back office: no key', 'GET', `/internal/kyc/sessions/${id}`, {}, 'INVALID_API_KEY');
+    const listed = await check('back office: by merchantBizId', 'GET', `/internal/kyc/sessions?merchantBizId=${id}`, key, 200);
+    const sessionId = (listed?.body as { sessions: Array<{ id: string }> }).sessions[0]!.id;
+    await check('back office', 'GET', `/internal/kyc/sessions/${sessionId}`, key, 200);
+    await check('back office: unknown', 'GET', `/internal/kyc/sessions/${randomUUID()}`, key, 'SESSION_NOT_FOUND');
+    await check('back office: no key', 'GET', `/internal/kyc/sessions/${sessionId}`, {}, 'INVALID_API_KEY');
     await check('back office: bad id', 'GET', '/internal/kyc/sessions/a-b', key, 'VALIDATION_ERROR');
+    await check('back office: list without merchantBizId', 'GET', '/internal/kyc/sessions', key, 'VALIDATION_ERROR');
 
     // No route: the 404 envelope, with its catalogued status.
     const missing = await fetch(`${appUrl}/nope`);

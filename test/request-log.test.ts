@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { rowsOf } from './helpers/rows.js';
 import { signToken } from './helpers/jwt.js';
 import { META_INFO, randomId } from './helpers/stack.js';
 import { useStack } from './helpers/use-stack.js';
@@ -35,7 +36,7 @@ describe('one log line per request', () => {
     assert.equal(res.status, 201);
     assert.equal(res.headers.get('x-request-id'), 'trace-4bf92f35_00f067aa:1');
     const line = await completionOf('trace-4bf92f35_00f067aa:1');
-    const row = await ctx.stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
+    const row = await rowsOf(ctx.stack.app).session(merchantBizId);
     assert.ok(row.upstreamRequestId);
     assert.equal(line.msg, 'request completed');
     assert.deepEqual(

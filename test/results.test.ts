@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
@@ -9,6 +9,7 @@ import { EVENT_ID_HEADER, SIGNATURE_HEADER, verifyWebhook, WEBHOOK_TIMEOUT_MS } 
 import { notifyJobTimeoutS, QUEUES } from '../src/results/plugin.js';
 import { clientFor } from './helpers/client.js';
 import { signToken } from './helpers/jwt.js';
+import { rowsOf } from './helpers/rows.js';
 import {
   DATABASE_URL,
   dropSchemas,
@@ -84,12 +85,15 @@ after(async () => {
 });
 
 async function started() {
-  const token = await signToken(randomId('user-'));
+  const sub = randomId('user-');
+  const token = await signToken(sub);
   const res = await api.start(token, { metaInfo: META_INFO });
   assert.equal(res.status, 201);
-  return { token, merchantBizId: String(res.body.merchantBizId), transactionId: String(res.body.transactionId) };
+  const merchantBizId = String(res.body.merchantBizId);
+  return { sub, token, merchantBizId, transactionId: String(res.body.transactionId), sessionId: (await rowsOf(stack.app).session(merchantBizId)).id };
 }
-const row = (merchantBizId: string) => stack.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
+const row = (merchantBizId: string) => rowsOf(stack.app).session(merchantBizId);
+const tx = (merchantBizId: string) => rowsOf(stack.app).transaction(merchantBizId);
 const statusOf = async (merchantBizId: string) => (await row(merchantBizId)).status;
 const until = (merchantBizId: string, status: string, timeoutMs = 10_000) =>
   waitFor(`${merchantBizId} to be ${status}`, async () => ((await statusOf(merchantBizId)) === status ? true : undefined), timeoutMs);
@@ -100,8 +104,8 @@ const overrideResult = (transactionId: string, result: Record<string, unknown>) 
     body: JSON.stringify(result),
   });
 const checkResultCodes = async () => (await api.sim.calls()).body.filter((c) => c.action === 'CheckResult').map((c) => c.code);
-const internal = (merchantBizId: string, key = INTERNAL_API_KEY) =>
-  fetch(`${stack.appUrl}/internal/kyc/sessions/${merchantBizId}`, { headers: { 'x-api-key': key } });
+const internal = (sessionId: string, key = INTERNAL_API_KEY) =>
+  fetch(`${stack.appUrl}/internal/kyc/sessions/${sessionId}`, { headers: { 'x-api-key': key } });
 
 describe('CheckResult decides the outcome', () => {
   test('callback → verifying while CheckResult runs → passed', async () => {
@@ -124,8 +128,8 @@ describe('CheckResult decides the outcome', () => {
     const r = await row(s.merchantBizId);
     assert.equal(r.passed, 'N');
     assert.equal(r.subCode, '201');
-    assert.equal(r.callbackPassed, 'Y');
-    assert.ok(stack.logs.lines.some((l) => l.includes('CheckResult contradicts the callback') && l.includes(s.merchantBizId)));
+    assert.equal((await tx(s.merchantBizId)).callbackPassed, 'Y');
+    assert.ok(stack.logs.lines.some((l) => l.includes('CheckResult contradicts the callback') && l.includes(s.sessionId)));
   });
 
   test('P (still running) is asked again later', async () => {
@@ -165,16 +169,16 @@ describe('reconciliation', () => {
   test('a lost callback: the expired session is reconciled with CheckResult', async () => {
     const s = await started();
     await overrideResult(s.transactionId, { Passed: 'Y', SubCode: '200' }); // finished at Alibaba, callback never came
-    await stack.app.prisma.kycSession.update({ where: { merchantBizId: s.merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    await rowsOf(stack.app).expire(s.merchantBizId);
     const { queued } = await stack.app.results.reconcile();
     assert.ok(queued >= 1);
     await until(s.merchantBizId, 'passed');
-    assert.equal((await row(s.merchantBizId)).callbackPassed, null);
+    assert.equal((await tx(s.merchantBizId)).callbackPassed, null);
   });
 
   test('no callback and no result → expired', async () => {
     const s = await started();
-    await stack.app.prisma.kycSession.update({ where: { merchantBizId: s.merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    await rowsOf(stack.app).expire(s.merchantBizId);
     await stack.app.results.reconcile();
     await until(s.merchantBizId, 'expired');
     assert.equal((await api.session(s.token, s.merchantBizId)).body.status, 'expired');
@@ -182,8 +186,16 @@ describe('reconciliation', () => {
 
   test('a session whose Initialize never answered expires without asking Alibaba', async () => {
     const merchantBizId = randomId('unstarted');
+    const expiresAt = new Date(Date.now() - 1000);
     await stack.app.prisma.kycSession.create({
-      data: { merchantBizId, userRef: 'x'.repeat(64), docType: '01000000', callbackTokenHash: '0'.repeat(64), expiresAt: new Date(Date.now() - 1000) },
+      data: {
+        id: randomUUID(),
+        merchantBizId,
+        userRef: 'x'.repeat(64),
+        docType: '01000000',
+        expiresAt,
+        transactions: { create: { seq: 1, callbackTokenHash: '0'.repeat(64), expiresAt } },
+      },
     });
     const { expired } = await stack.app.results.reconcile();
     assert.ok(expired >= 1);
@@ -211,7 +223,7 @@ describe('durability', () => {
       const merchantBizId = String(res.body.merchantBizId);
       await simApi.sim.complete(String(res.body.transactionId), 'Y', '200');
       await new Promise((r) => setTimeout(r, 700));
-      const read = () => sim.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
+      const read = () => rowsOf(sim.app).session(merchantBizId);
       assert.equal((await read()).status, 'verifying', 'no worker ran yet');
       await sim.app.close(); // the process that took the callback is gone
 
@@ -219,7 +231,7 @@ describe('durability', () => {
       await second.ready();
       const app2 = second;
       await waitFor('the restarted worker to decide', async () => {
-        const r = await app2.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } });
+        const r = await rowsOf(app2).session(merchantBizId);
         return r.status === 'passed' ? r : undefined;
       });
     } finally {
@@ -245,17 +257,17 @@ const startIn = async (own: Stack) => {
   const token = await signToken(randomId('user-'));
   const res = await clientFor(own).start(token, { metaInfo: META_INFO });
   assert.equal(res.status, 201);
-  return { merchantBizId: String(res.body.merchantBizId), transactionId: String(res.body.transactionId) };
+  const merchantBizId = String(res.body.merchantBizId);
+  return { merchantBizId, transactionId: String(res.body.transactionId), sessionId: (await rowsOf(own.app).session(merchantBizId)).id };
 };
-const statusIn = async (own: Stack, merchantBizId: string) =>
-  (await own.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId } })).status;
+const statusIn = async (own: Stack, merchantBizId: string) => (await rowsOf(own.app).session(merchantBizId)).status;
 /** A stack's jobs of a queue (and session) that are queued, waiting to retry or running. */
-const liveJobs = async (own: Stack, queue: string, merchantBizId: string) =>
+const liveJobs = async (own: Stack, queue: string, sessionId: string) =>
   (
     await own.app.prisma.$queryRawUnsafe<Array<{ state: string }>>(
       `SELECT state::text FROM "${own.config.JOBS_SCHEMA}".job WHERE name = $1 AND singleton_key = $2 AND state <= 'active'`,
       queue,
-      merchantBizId,
+      sessionId,
     )
   ).map((j) => j.state);
 /** The statuses of the merchant events delivered (answered 2xx) for a session, in order. */
@@ -275,22 +287,24 @@ const deliveredStatuses = (merchantBizId: string) =>
  */
 describe('a CheckResult job orphaned by a killed process', () => {
   /** Queues a session's CheckResult and starts it, never to finish it: what the kill leaves behind. */
-  const orphanCheck = (own: Stack, merchantBizId: string) =>
+  const orphanCheck = (own: Stack, sessionId: string) =>
     withBoss(own, async (boss) => {
       // Not due yet, so the stack's workers leave it; fetched here regardless.
-      const id = await boss.send(QUEUES.check, { merchantBizId }, { singletonKey: merchantBizId, startAfter: 3600 });
+      const id = await boss.send(QUEUES.check, { sessionId }, { singletonKey: sessionId, startAfter: 3600 });
       const [job] = await boss.fetch(QUEUES.check, { ignoreStartAfter: true });
       assert.ok(id && job?.id === id, 'the orphan is the job started');
       return id;
     });
   /** The session's check jobs that are queued, waiting to retry or running. */
-  const liveChecks = (own: Stack, merchantBizId: string) => liveJobs(own, QUEUES.check, merchantBizId);
+  const liveChecks = (own: Stack, sessionId: string) => liveJobs(own, QUEUES.check, sessionId);
   /** The callback was recorded 3 minutes ago and the session is still verifying: the sweep's "stuck" case. */
-  const verifyingSince3Min = (own: Stack, merchantBizId: string) =>
-    own.app.prisma.$executeRaw`
-      UPDATE kyc_session SET status = 'verifying', callback_passed = 'Y', callback_sub_code = '200',
-             callback_at = now() - interval '3 minutes', updated_at = now() - interval '3 minutes'
-       WHERE merchant_biz_id = ${merchantBizId}`;
+  const verifyingSince3Min = async (own: Stack, sessionId: string) => {
+    await own.app.prisma.$executeRaw`
+      UPDATE kyc_transaction SET callback_passed = 'Y', callback_sub_code = '200', callback_at = now() - interval '3 minutes'
+       WHERE session_id = ${sessionId}::uuid AND seq = 1`;
+    await own.app.prisma.$executeRaw`
+      UPDATE kyc_session SET status = 'verifying', updated_at = now() - interval '3 minutes' WHERE id = ${sessionId}::uuid`;
+  };
   /** One CheckResult worker (see above); no scheduled sweep: the tests run it when they mean to. */
   const ownStack = (): StackOptions => ({ env: { JOBS_CONCURRENCY: '1', RECONCILE_CRON: '0 0 1 1 *' } });
   /** What maintenance does once the orphan's CHECK_RESULT_JOB_TIMEOUT_S has passed: fail it, to be retried. */
@@ -316,11 +330,11 @@ describe('a CheckResult job orphaned by a killed process', () => {
     await withStack(ownStack(), async (own) => {
       const a = await startIn(own);
       await finishedAtAlibaba(own, a.transactionId);
-      await verifyingSince3Min(own, a.merchantBizId);
-      const orphan = await orphanCheck(own, a.merchantBizId);
+      await verifyingSince3Min(own, a.sessionId);
+      const orphan = await orphanCheck(own, a.sessionId);
 
       await own.app.results.reconcile();
-      assert.deepEqual(await liveChecks(own, a.merchantBizId), ['active'], 'no second job next to the orphan');
+      assert.deepEqual(await liveChecks(own, a.sessionId), ['active'], 'no second job next to the orphan');
       await otherSessionIsDecided(own);
 
       // Once the orphan expires, its retry decides A.
@@ -333,12 +347,12 @@ describe('a CheckResult job orphaned by a killed process', () => {
     await withStack(ownStack(), async (own) => {
       // The sweep asked CheckResult for an expired session, and the process died during the call; then the callback comes.
       const c = await startIn(own);
-      await own.app.prisma.kycSession.update({ where: { merchantBizId: c.merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
-      const orphan = await orphanCheck(own, c.merchantBizId);
+      await rowsOf(own.app).expire(c.merchantBizId);
+      const orphan = await orphanCheck(own, c.sessionId);
       const delivered = await clientFor(own).sim.complete(c.transactionId, 'Y', '200');
       assert.equal(delivered.body.delivery.status, 200);
       assert.equal(await statusIn(own, c.merchantBizId), 'verifying');
-      assert.deepEqual(await liveChecks(own, c.merchantBizId), ['active'], 'no second job next to the orphan');
+      assert.deepEqual(await liveChecks(own, c.sessionId), ['active'], 'no second job next to the orphan');
       await otherSessionIsDecided(own);
 
       // Once the orphan expires, its retry reads the session again (now verifying) and decides C.
@@ -351,8 +365,8 @@ describe('a CheckResult job orphaned by a killed process', () => {
     await withStack(ownStack(), async (own) => {
       const d = await startIn(own);
       await finishedAtAlibaba(own, d.transactionId);
-      await verifyingSince3Min(own, d.merchantBizId);
-      assert.deepEqual(await liveChecks(own, d.merchantBizId), []);
+      await verifyingSince3Min(own, d.sessionId);
+      assert.deepEqual(await liveChecks(own, d.sessionId), []);
       assert.equal((await own.app.results.reconcile()).queued, 1);
       await until(own, d.merchantBizId, 'passed');
     });
@@ -368,9 +382,9 @@ describe('a merchant event job orphaned by a killed process', () => {
   /** Read when a test runs: the webhook's URL is known only once `before` has run. */
   const ownStack = (): StackOptions => ({ env: { JOBS_CONCURRENCY: '1', RECONCILE_CRON: '0 0 1 1 *', MERCHANT_WEBHOOK_URL: webhookUrl, MERCHANT_WEBHOOK_SECRET: WEBHOOK_SECRET } });
   /** Queues a session's event and starts it, never to finish it: what the kill leaves behind. */
-  const orphanEvent = (own: Stack, merchantBizId: string) =>
+  const orphanEvent = (own: Stack, sessionId: string) =>
     withBoss(own, async (boss) => {
-      const id = await boss.send(QUEUES.notify, { merchantBizId }, { singletonKey: merchantBizId, startAfter: 3600 });
+      const id = await boss.send(QUEUES.notify, { sessionId }, { singletonKey: sessionId, startAfter: 3600 });
       const [job] = await boss.fetch(QUEUES.notify, { ignoreStartAfter: true });
       assert.ok(id && job?.id === id, 'the orphan is the job started');
       return id;
@@ -385,7 +399,7 @@ describe('a merchant event job orphaned by a killed process', () => {
       // A's CheckResult queued the event and died before recording; the event's delivery died too.
       // The CheckResult's retry decides A, queueing the event again.
       const a = await startIn(own);
-      const orphan = await orphanEvent(own, a.merchantBizId);
+      const orphan = await orphanEvent(own, a.sessionId);
       await clientFor(own).sim.complete(a.transactionId, 'Y', '200');
       await until(own, a.merchantBizId, 'passed');
 
@@ -394,7 +408,7 @@ describe('a merchant event job orphaned by a killed process', () => {
       await clientFor(own).sim.complete(b.transactionId, 'N', '201');
       await until(own, b.merchantBizId, 'failed');
       await delivered(b.merchantBizId, 'failed');
-      assert.deepEqual(await liveJobs(own, QUEUES.notify, a.merchantBizId), ['active'], 'no second event job next to the orphan');
+      assert.deepEqual(await liveJobs(own, QUEUES.notify, a.sessionId), ['active'], 'no second event job next to the orphan');
       assert.deepEqual(deliveredStatuses(a.merchantBizId), []);
 
       // Once the orphan expires, its retry reads A and delivers its outcome.
@@ -411,7 +425,7 @@ describe('a merchant event job orphaned by a killed process', () => {
       // Past its expiry with no callback: the sweep's CheckResult (still "P") makes it expired and queues its event.
       const a = await startIn(own);
       holdOnce.set(a.merchantBizId, new Promise<void>((r) => (answer = r)));
-      await own.app.prisma.kycSession.update({ where: { merchantBizId: a.merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
+      await rowsOf(own.app).expire(a.merchantBizId);
       await own.app.results.reconcile();
       await until(own, a.merchantBizId, 'expired');
       await waitFor('the expired event to be in delivery', async () => (holding.has(a.merchantBizId) ? true : undefined));
@@ -419,7 +433,7 @@ describe('a merchant event job orphaned by a killed process', () => {
       // The user finishes after all: the callback reopens A and CheckResult decides it while that delivery runs.
       await clientFor(own).sim.complete(a.transactionId, 'Y', '200');
       await until(own, a.merchantBizId, 'passed');
-      assert.deepEqual(await liveJobs(own, QUEUES.notify, a.merchantBizId), ['active'], 'the event job in delivery, none beside it');
+      assert.deepEqual(await liveJobs(own, QUEUES.notify, a.sessionId), ['active'], 'the event job in delivery, none beside it');
       answer();
 
       await delivered(a.merchantBizId, 'passed', 10_000);
@@ -445,14 +459,14 @@ describe('a merchant event job orphaned by a killed process, once its timeout ha
       // The event of A, decided, whose delivery died with its process.
       const a = await startIn(own);
       const orphan = await withBoss(own, async (boss) => {
-        const id = await boss.send(QUEUES.notify, { merchantBizId: a.merchantBizId }, { singletonKey: a.merchantBizId, startAfter: 3600 });
+        const id = await boss.send(QUEUES.notify, { sessionId: a.sessionId }, { singletonKey: a.sessionId, startAfter: 3600 });
         const [job] = await boss.fetch(QUEUES.notify, { ignoreStartAfter: true });
         assert.ok(id && job?.id === id, 'the orphan is the job started');
         return id;
       });
       await clientFor(own).sim.complete(a.transactionId, 'Y', '200');
       await waitFor(`${a.merchantBizId} to be passed`, async () => ((await statusIn(own, a.merchantBizId)) === 'passed' ? true : undefined));
-      assert.deepEqual(await liveJobs(own, QUEUES.notify, a.merchantBizId), ['active'], 'only the orphan');
+      assert.deepEqual(await liveJobs(own, QUEUES.notify, a.sessionId), ['active'], 'only the orphan');
 
       // Its process was killed one second more than the event timeout ago (started_on moved back rather than waited for).
       const timeoutS = notifyJobTimeoutS(own.config);
@@ -485,7 +499,7 @@ describe('a callback while the CheckResult of an expired session runs', () => {
       const ownApi = clientFor(own);
       const checkResults = async () => (await ownApi.sim.calls()).body.filter((c) => c.action === 'CheckResult');
       const a = await startIn(own);
-      await own.app.prisma.kycSession.update({ where: { merchantBizId: a.merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
+      await rowsOf(own.app).expire(a.merchantBizId);
       // Alibaba computes the answer as the call arrives (the user has not finished: "P"), and holds it.
       await ownApi.sim.fault({ action: 'CheckResult', status: 200, code: 'Success', delayMs: 2500 });
       assert.equal((await own.app.results.reconcile()).queued, 1);
@@ -495,7 +509,7 @@ describe('a callback while the CheckResult of an expired session runs', () => {
       const delivered = await ownApi.sim.complete(a.transactionId, 'Y', '200');
       assert.equal(delivered.body.delivery.status, 200);
       assert.equal(await statusIn(own, a.merchantBizId), 'verifying');
-      assert.deepEqual(await liveJobs(own, QUEUES.check, a.merchantBizId), ['active'], 'only the job in flight');
+      assert.deepEqual(await liveJobs(own, QUEUES.check, a.sessionId), ['active'], 'only the job in flight');
       assert.ok((await checkResults()).some((c) => c.code === undefined), 'the callback came while CheckResult was in flight');
 
       // The held "P" arrives, then a later CheckResult says Y.
@@ -504,8 +518,8 @@ describe('a callback while the CheckResult of an expired session runs', () => {
         return status === 'pending' || status === 'verifying' ? undefined : status;
       }, 15_000);
       assert.equal(final, 'passed');
-      const r = await own.app.prisma.kycSession.findUniqueOrThrow({ where: { merchantBizId: a.merchantBizId } });
-      assert.deepEqual([r.passed, r.callbackPassed], ['Y', 'Y']);
+      const r = await rowsOf(own.app).session(a.merchantBizId);
+      assert.deepEqual([r.passed, r.transactions[0]!.callbackPassed], ['Y', 'Y']);
       assert.ok((await checkResults()).length >= 2, 'decided by a CheckResult asked after the held one');
 
       // The merchant hears of the outcome only, never of an expiry.
@@ -522,10 +536,7 @@ describe('a reconciliation backlog', () => {
       const backlog = [];
       for (let i = 0; i < 12; i++) backlog.push(await startIn(own));
       const live = await startIn(own);
-      await own.app.prisma.kycSession.updateMany({
-        where: { merchantBizId: { in: backlog.map((b) => b.merchantBizId) } },
-        data: { expiresAt: new Date(Date.now() - 1000) },
-      });
+      await rowsOf(own.app).expire(backlog.map((b) => b.merchantBizId));
       assert.equal((await own.app.results.reconcile()).queued, backlog.length);
 
       // The user finishes while the sweep's CheckResults are queued.
@@ -541,7 +552,7 @@ describe('a sweep orphaned by a killed process', () => {
   test('holds its queue no longer than the sweep timeout (300 s), not pg-boss\'s default 15 minutes', async () => {
     await withStack({ env: { RECONCILE_CRON: '0 0 1 1 *', JOBS_MAINTENANCE_INTERVAL_S: '1' } }, async (own) => {
       const a = await startIn(own);
-      await own.app.prisma.kycSession.update({ where: { merchantBizId: a.merchantBizId }, data: { expiresAt: new Date(Date.now() - 1000) } });
+      await rowsOf(own.app).expire(a.merchantBizId);
       // A sweep started by a process killed 301 s ago (started_on moved back rather than waited for).
       const orphan = await withBoss(own, async (boss) => {
         const id = await boss.send(QUEUES.reconcile, {}, { startAfter: 3600 });
@@ -596,7 +607,7 @@ describe('result details at rest', () => {
     const s = await started();
     await api.sim.complete(s.transactionId, 'Y', '200');
     await until(s.merchantBizId, 'passed');
-    const res = await internal(s.merchantBizId);
+    const res = await internal(s.sessionId);
     assert.equal(res.status, 200);
     const body = (await res.json()) as { details: { extIdInfo: { ocrIdInfo: { name: string; idNumber: string } } } };
     const { name, idNumber } = body.details.extIdInfo.ocrIdInfo;
@@ -621,8 +632,8 @@ describe('result details at rest', () => {
 
   test('the internal route needs the API key', async () => {
     const s = await started();
-    assert.equal((await internal(s.merchantBizId, 'wrong-key-0123456789-0123456789-0123')).status, 401);
-    assert.equal((await fetch(`${stack.appUrl}/internal/kyc/sessions/${s.merchantBizId}`)).status, 401);
+    assert.equal((await internal(s.sessionId, 'wrong-key-0123456789-0123456789-0123')).status, 401);
+    assert.equal((await fetch(`${stack.appUrl}/internal/kyc/sessions/${s.sessionId}`)).status, 401);
   });
 
   test('after a key rotation, details sealed with the old key still open; new ones use the new key', async () => {
@@ -631,12 +642,12 @@ describe('result details at rest', () => {
     await until(s.merchantBizId, 'passed');
     const rotated = await buildApp({ ...stack.config, JOBS_WORKERS: false, KYC_DETAILS_KEYS: [KEY_2, KEY_1], KYC_DETAILS_KEY_ID: 'k2' }, { logStream: new LogCapture() });
     try {
-      const sealed = rotated.results.cipher.seal('{"x":1}', 'abc');
+      const sealed = rotated.sealer.seal('{"x":1}', 'abc');
       assert.equal(sealed.keyId, 'k2');
       const r = await row(s.merchantBizId);
-      const opened = rotated.results.cipher.open({ keyId: r.detailsKeyId!, ciphertext: Buffer.from(r.detailsCiphertext!) }, s.merchantBizId);
+      const opened = rotated.sealer.open({ keyId: r.detailsKeyId!, ciphertext: Buffer.from(r.detailsCiphertext!) }, s.sessionId);
       assert.match(opened, /ocrIdInfo/);
-      assert.throws(() => rotated.results.cipher.open({ keyId: r.detailsKeyId!, ciphertext: Buffer.from(r.detailsCiphertext!) }, 'another'), 'bound to its session');
+      assert.throws(() => rotated.sealer.open({ keyId: r.detailsKeyId!, ciphertext: Buffer.from(r.detailsCiphertext!) }, 'another'), 'bound to its session');
     } finally {
       await rotated.close();
     }
@@ -646,15 +657,12 @@ describe('result details at rest', () => {
     const s = await started();
     await api.sim.complete(s.transactionId, 'Y', '200');
     await until(s.merchantBizId, 'passed');
-    await stack.app.prisma.kycSession.update({
-      where: { merchantBizId: s.merchantBizId },
-      data: { detailsStoredAt: new Date(Date.now() - (stack.config.KYC_RESULT_RETENTION_DAYS + 1) * 86_400_000) },
-    });
+    await rowsOf(stack.app).update(s.merchantBizId, { detailsStoredAt: new Date(Date.now() - (stack.config.KYC_RESULT_RETENTION_DAYS + 1) * 86_400_000) });
     assert.ok((await stack.app.results.purgeDetails()) >= 1);
     const r = await row(s.merchantBizId);
     assert.equal(r.detailsCiphertext, null);
     assert.ok(r.detailsPurgedAt);
-    const view = (await (await internal(s.merchantBizId)).json()) as { details: unknown; status: string };
+    const view = (await (await internal(s.sessionId)).json()) as { details: unknown; status: string };
     assert.equal(view.details, null);
     assert.equal(view.status, 'passed', 'the outcome stays');
   });
@@ -676,10 +684,11 @@ describe('merchant events', () => {
       assert.ok(!verifyWebhook('another-secret', String(d.headers[SIGNATURE_HEADER]), d.body));
       assert.ok(!verifyWebhook(WEBHOOK_SECRET, String(d.headers[SIGNATURE_HEADER]), d.body.replace('"failed"', '"passed"')), 'tampering breaks it');
     }
-    const event = JSON.parse(second!.body) as { id: string; type: string; data: { status: string; passed: string; merchantBizId: string } };
+    const event = JSON.parse(second!.body) as { id: string; type: string; data: { id: string; userId: string; status: string; passed: string; merchantBizId: string } };
     assert.equal(event.id, second!.headers[EVENT_ID_HEADER]);
     assert.equal(event.type, 'kyc.session.finished');
-    assert.deepEqual([event.data.merchantBizId, event.data.status, event.data.passed], [s.merchantBizId, 'failed', 'N']);
+    assert.deepEqual([event.data.id, event.data.merchantBizId, event.data.status, event.data.passed], [s.sessionId, s.merchantBizId, 'failed', 'N']);
+    assert.equal(event.data.userId, s.sub, 'the event names the person: the JWT sub as issued');
   });
 
   test('an old signature is refused (replay window)', () => {

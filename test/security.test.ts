@@ -12,6 +12,7 @@ import type { FastifyInstance, InjectOptions } from 'fastify';
 import { exportJWK, importPKCS8, SignJWT } from 'jose';
 import { buildApp } from '../src/app.js';
 import { splitSchemaParam } from '../src/db/url.js';
+import { rowsOf } from './helpers/rows.js';
 import { signToken, TEST_JWT_SECRET } from './helpers/jwt.js';
 import { configSecrets, responseProblems } from './helpers/response-checks.js';
 import {
@@ -97,14 +98,14 @@ async function started(on: Stack = stack): Promise<Started> {
 
 /** The whole row, to compare before and after (independent of which columns the schema has). */
 const rowOf = async (merchantBizId: string, on: Stack = stack) =>
-  JSON.stringify(await on.app.prisma.kycSession.findUnique({ where: { merchantBizId } }), (_k, v: unknown) =>
+  JSON.stringify(await rowsOf(on.app).sessionOrNull(merchantBizId), (_k, v: unknown) =>
     typeof v === 'bigint' ? v.toString() : v,
   );
 
 /** Waits until the CheckResult that follows a delivered callback has decided the session. */
 const settled = (merchantBizId: string, on: Stack = stack) =>
   waitFor(`session ${merchantBizId} decided`, async () => {
-    const row = await on.app.prisma.kycSession.findUnique({ where: { merchantBizId } });
+    const row = await rowsOf(on.app).sessionOrNull(merchantBizId);
     return row && !['pending', 'verifying'].includes(row.status) ? row.status : undefined;
   }, 15_000);
 
@@ -408,7 +409,7 @@ describe('the callback token', () => {
       assert.equal(hit!.n, 0, `${t.schema}.${t.name} holds the token`);
     }
     const [hashed] = await prisma.$queryRawUnsafe<Array<{ n: number }>>(
-      `SELECT count(*)::int AS n FROM ${quote(own[0]!)}.kyc_session WHERE callback_token_hash = $1`,
+      `SELECT count(*)::int AS n FROM ${quote(own[0]!)}.kyc_transaction WHERE callback_token_hash = $1`,
       createHash('sha256').update(s.callbackToken).digest('hex'),
     );
     assert.equal(hashed!.n, 1, 'its SHA-256 is what the session holds');
@@ -428,7 +429,7 @@ describe('an attacker who knows a transactionId (and merchantBizId) but not its 
     const victim = await started();
     const other = await started();
     const unstored = await started(); // a session whose TransactionId was never stored (reachable by merchantBizId)
-    await stack.app.prisma.kycSession.update({ where: { merchantBizId: unstored.merchantBizId }, data: { transactionId: null } });
+    await rowsOf(stack.app).forgetTransactionId(unstored.merchantBizId);
     const watched = [victim, other, unstored].map((s) => s.merchantBizId);
     const snapshot = async () => Promise.all(watched.map((id) => rowOf(id)));
     const before = await snapshot();
@@ -459,7 +460,9 @@ describe('an attacker who knows a transactionId (and merchantBizId) but not its 
       ['the token twice: wrong then right', `${q({})}&callbackToken=wrong&callbackToken=${t}`],
       ['the token then an empty duplicate', `${q({ callbackToken: t })}&callbackToken=`],
       ['the token as callbackToken[]', `${q({})}&callbackToken[]=${t}`],
-      ['the token under CallbackToken (no callbackToken)', `${q({})}&CallbackToken=${t}`],
+      ['the token under CallbackToken beside a wrong callbackToken (two spellings)', `${q({ callbackToken: 'wrong' })}&CallbackToken=${t}`],
+      ['the token under CallbackToken beside itself under callbackToken (two spellings)', `${q({ callbackToken: t })}&CallbackToken=${t}`],
+      ['the token with the transactionId under two spellings', `${q({ callbackToken: t })}&TransactionId=${other.transactionId}`],
       ['the token under callbacktoken (no callbackToken)', `${q({})}&callbacktoken=${t}`],
       ['a wrong token with subcode (lower case)', qs({ transactionId: victim.transactionId, passed: 'Y', subcode: '200', callbackToken: other.callbackToken })],
       ['a wrong token with subCode and subcode', `${q({ callbackToken: other.callbackToken })}&subcode=205`],

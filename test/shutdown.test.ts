@@ -36,6 +36,7 @@ test('SIGTERM under load: in-flight requests finish, new ones are refused, nothi
       CLOUDAUTH_ENDPOINT: simUrl,
       CLOUDAUTH_ACCOUNT: randomId('acct'),
       CLOUDAUTH_QPS: '1000',
+      KYC_MAX_STARTS_PER_USER_PER_DAY: '10000',
       PUBLIC_BASE_URL: base,
       AUTH_JWT_SECRET: 'test-jwt-secret-0123456789-abcdefghij',
       USER_ID_HASH_SECRET: 'test-user-id-hash-secret-0123456789',

@@ -23,6 +23,13 @@ export function clientFor(stack: Stack) {
         body: typeof body === 'string' ? body : JSON.stringify(body),
       }).then((r) => json(r));
     },
+    resume(token: string | undefined, merchantBizId: string, body: unknown = { metaInfo: META_INFO }) {
+      return fetch(`${appUrl}/kyc/sessions/${merchantBizId}/resume`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      }).then((r) => json(r));
+    },
     session(token: string | undefined, merchantBizId: string) {
       return fetch(`${appUrl}/kyc/sessions/${merchantBizId}`, {
         headers: token ? { authorization: `Bearer ${token}` } : {},

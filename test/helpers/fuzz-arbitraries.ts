@@ -500,6 +500,8 @@ export type QueryPair = [key: string, value: Str, encoding: Encoding];
 
 export interface SeededSession {
   merchantBizId: string;
+  /** The session's own id, registered in its CallbackUrl with the attempt (1). */
+  sessionId: string;
   transactionId: string;
   callbackToken: string;
 }
@@ -556,6 +558,11 @@ export interface CallbackCase {
     passed: string;
     subCode: Str | undefined;
     subKey: string;
+    /** The spellings used for the token, the transactionId and passed (Alibaba uses both). */
+    tokenKey: string;
+    txKey: string;
+    passedKey: string;
+    /** The session named by our CallbackUrl's sessionId (and attempt): its own, another's, none or unknown. */
     bizId: 'own' | 'other' | 'none' | 'unknown';
     /** The session's own transactionId, another's, an unknown one or a generated value. */
     tx: 'own' | 'other' | 'unknown' | { value: Str };
@@ -569,6 +576,7 @@ const callbackKey = fc.oneof(
     weight: 6,
     arbitrary: fc.constantFrom(
       'transactionId', 'passed', 'subCode', 'subcode', 'callbackToken', 'merchantBizId', 'CallbackToken', 'TransactionId', 'SubCode',
+      'Passed', 'sessionId', 'attempt',
       'callbacktoken', 'callbackToken[]', 'callbackToken[0]', '__proto__', 'constructor', 'prototype', '__proto__[polluted]',
       'constructor[prototype][polluted]', 'toString', 'hasOwnProperty', 'callbackToken ', ' callbackToken',
     ),
@@ -616,6 +624,9 @@ export const callbackCase = (seeded: number): fc.Arbitrary<CallbackCase> =>
           { nil: undefined },
         ),
         subKey: fc.constantFrom('subCode', 'subcode', 'SubCode'),
+        tokenKey: fc.constantFrom('callbackToken', 'CallbackToken'),
+        txKey: fc.constantFrom('transactionId', 'TransactionId'),
+        passedKey: fc.constantFrom('passed', 'Passed'),
         bizId: fc.constantFrom('own', 'other', 'none', 'unknown'),
         tx: fc.oneof(
           { weight: 6, arbitrary: fc.constant('own' as const) },
@@ -666,12 +677,12 @@ export function callbackPairs(c: CallbackCase, seeded: readonly SeededSession[])
     const other = seeded[(c.base.session + 1) % seeded.length]!;
     const t = c.base.tx;
     const tx = t === 'own' ? s.transactionId : t === 'other' ? other.transactionId : t === 'unknown' ? 'hksb00000000000000000000000000000' : t.value;
-    pairs.push(['transactionId', tx, 'encode'], ['passed', c.base.passed, 'encode']);
+    pairs.push([c.base.txKey, tx, 'encode'], [c.base.passedKey, c.base.passed, 'encode']);
     if (c.base.subCode !== undefined) pairs.push([c.base.subKey, c.base.subCode, 'encode']);
-    pairs.push(['callbackToken', tokenFor(c.base.token, s, other), 'encode']);
+    pairs.push([c.base.tokenKey, tokenFor(c.base.token, s, other), 'encode']);
     if (c.base.bizId !== 'none') {
-      const biz = c.base.bizId === 'own' ? s.merchantBizId : c.base.bizId === 'other' ? other.merchantBizId : 'nosuchbizid0000';
-      pairs.push(['merchantBizId', biz, 'encode']);
+      const session = c.base.bizId === 'own' ? s.sessionId : c.base.bizId === 'other' ? other.sessionId : '00000000-0000-4000-8000-000000000000';
+      pairs.push(['sessionId', session, 'encode'], ['attempt', '1', 'encode']);
     }
   }
   return [...pairs, ...c.extra];

@@ -16,6 +16,7 @@ describe('behind Redis Sentinel', { skip: missing }, () => {
   let stack: Stack | undefined;
 
   before(async () => {
+    // A 1-s down-after keeps the test short; production wants it above the budget's horizon (README).
     servers = await SentinelServers.start({ name: NAME, downAfterMs: 1000, failoverTimeoutMs: 3000 });
   });
   after(async () => {

@@ -61,6 +61,8 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config, 
   await app.register(configPlugin, { config });
   await app.register(redisPlugin);
   await app.register(underPressure, underPressureOptions(config));
+  // The store's scripts touch one counter each, so on a Redis Cluster the counters need no shared
+  // hash tag: without one they spread over the nodes (the budget's keys do share one, keyFor).
   await app.register(rateLimit, { global: false, redis: app.redis, nameSpace: `kyc:ratelimit:${config.CLOUDAUTH_ACCOUNT}:`, skipOnError: true });
   if (config.DOCS_ENABLED) {
     await app.register(swagger, {

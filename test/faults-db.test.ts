@@ -80,7 +80,7 @@ describe('PostgreSQL down or slow', () => {
 describe('overload does not reach PostgreSQL', () => {
   test('with the QPS budget full, a start is refused 429 without touching the database (down here)', async () => {
     // Fill the next ~3 s of the account's Initialize budget, as a busy fleet would.
-    const key = `kyc:budget:${stack.config.CLOUDAUTH_ACCOUNT}:Initialize`;
+    const key = `kyc:budget:{${stack.config.CLOUDAUTH_ACCOUNT}}:Initialize`;
     const [seconds, micros] = (await stack.app.redis.time()).map(Number) as [number, number];
     const nowUs = seconds * 1e6 + micros;
     const n = stack.config.CLOUDAUTH_QPS;

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/client.js';
 import { BudgetExhaustedError, BudgetUnavailableError } from './errors.js';
 import { RESERVE_COMMAND, RESERVE_LUA } from './script.js';
 import { runAt } from './timing.js';
 
 export interface BudgetOptions {
-  /** Shared ioredis client; it should fail fast (see src/redis/options.ts). */
-  redis: Redis;
+  /** Shared ioredis client (a server or a Cluster); it should fail fast (see src/redis/options.ts). */
+  redis: RedisClient;
   /** e.g. "kyc:budget" */
   keyPrefix: string;
   /** Alibaba Cloud account the limit belongs to (all services using it must agree). */
@@ -91,7 +91,7 @@ function checkLimit(api: string, value: number): void {
  * acquire costs one Redis command (plus one ZREM if it is aborted while queued).
  */
 export class QpsBudget {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keyPrefix: string;
   private readonly account: string;
   private readonly limits: Record<string, number> | number;
@@ -128,9 +128,13 @@ export class QpsBudget {
     }
   }
 
-  /** Redis key holding the reservations of one API. */
+  /**
+   * Redis key holding the reservations of one API. The account is the key's hash tag, so on a
+   * Redis Cluster every budget key of one account lives in one slot: a script or MULTI may then
+   * touch several of them (each script today touches one key).
+   */
   keyFor(api: string): string {
-    return `${this.keyPrefix}:${this.account}:${api}`;
+    return `${this.keyPrefix}:{${this.account}}:${api}`;
   }
 
   limitFor(api: string): number {

@@ -7,13 +7,13 @@
  * next), trusts each instance's clock, counts rejected attempts and polls.
  * Kept only so benchmarks/tests can demonstrate the difference.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/client.js';
 import type { AcquireOptions } from './budget.js';
 import { BudgetExhaustedError, BudgetUnavailableError } from './errors.js';
 import { sleep } from './timing.js';
 
 export interface FixedWindowOptions {
-  redis: Redis;
+  redis: RedisClient;
   keyPrefix: string;
   account: string;
   limits: Record<string, number> | number;

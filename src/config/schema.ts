@@ -25,6 +25,16 @@ const csv = <T extends z.ZodType<unknown, string>>(item: T) =>
     )
     .pipe(z.array(item));
 
+/** host:port (IPv6 in brackets: [::1]:6379), as ioredis takes Sentinel and Cluster addresses. */
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'each address must be host:port')
+  .transform((s) => {
+    const at = s.lastIndexOf(':');
+    return { host: s.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(s.slice(at + 1)) };
+  })
+  .refine((a) => a.port >= 1 && a.port <= 65535, 'each port must be 1-65535');
+
 const flag = z.enum(['true', 'false', '1', '0']);
 const bool = (fallback: 'true' | 'false') => flag.default(fallback).transform((v) => v === 'true' || v === '1');
 const secret = (what: string) => z.string().min(32, `${what} must be at least 32 characters`);
@@ -59,7 +69,16 @@ export const envSchema = z.object({
 
     DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// URL').describe('PostgreSQL connection URL.'),
     DATABASE_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(800).describe('Bound on connecting to PostgreSQL and on each query (ms); beyond it: 503 DB_UNAVAILABLE.'),
-    REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').describe('Redis connection URL (QPS budget, rate limits).'),
+    REDIS_URL: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must be a redis:// URL')
+      .optional()
+      .describe('Redis connection URL (QPS budget, rate limits), password included. One of REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES is required.'),
+    REDIS_SENTINELS: csv(hostPort).describe('Sentinel form: comma-separated host:port of the Sentinels (needs REDIS_SENTINEL_NAME).'),
+    REDIS_SENTINEL_NAME: z.string().min(1).optional().describe('Sentinel form: name of the monitored master group.'),
+    REDIS_SENTINEL_PASSWORD: z.string().min(1).optional().describe('Sentinel form: password of the Sentinels themselves (their requirepass), when they have one.'),
+    REDIS_CLUSTER_NODES: csv(hostPort).describe('Cluster form: comma-separated host:port of some Redis Cluster nodes (the rest are discovered).'),
+    REDIS_PASSWORD: z.string().min(1).optional().describe('Sentinel and Cluster forms: password of the Redis servers (REDIS_URL carries its own).'),
 
     ALIBABA_CLOUD_ACCESS_KEY_ID: z.string().min(1).describe('AccessKey id of the RAM user calling cloudauth-intl.'),
     ALIBABA_CLOUD_ACCESS_KEY_SECRET: z.string().min(1).describe('AccessKey secret (never logged).'),
@@ -131,6 +150,24 @@ export const envSchema = z.object({
 
 export const configSchema = envSchema
   .superRefine((c, ctx) => {
+    const redisForms = (['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const).filter((k) =>
+      k === 'REDIS_URL' ? c.REDIS_URL !== undefined : c[k].length > 0,
+    );
+    if (redisForms.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'is required (or REDIS_SENTINELS with REDIS_SENTINEL_NAME, or REDIS_CLUSTER_NODES)' });
+    } else if (redisForms.length > 1) {
+      ctx.addIssue({ code: 'custom', path: [redisForms[1]!], message: `set only one of ${redisForms.join(', ')}: each names a whole Redis deployment` });
+    }
+    const sentinel = c.REDIS_SENTINELS.length > 0;
+    if (sentinel && !c.REDIS_SENTINEL_NAME) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_SENTINEL_NAME'], message: 'is required with REDIS_SENTINELS' });
+    }
+    for (const name of ['REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD'] as const) {
+      if (!sentinel && c[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'is only used with REDIS_SENTINELS' });
+    }
+    if (c.REDIS_URL !== undefined && c.REDIS_PASSWORD) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_PASSWORD'], message: 'put the password in REDIS_URL (redis://:password@host:port)' });
+    }
     if (!c.AUTH_JWT_SECRET && !c.AUTH_JWT_PUBLIC_KEY) {
       ctx.addIssue({ code: 'custom', path: ['AUTH_JWT_SECRET'], message: 'set AUTH_JWT_SECRET and/or AUTH_JWT_PUBLIC_KEY' });
     }

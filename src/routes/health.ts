@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponses } from '../errors/schema.js';
 import { EXEMPT_FROM_OVERLOAD } from '../overload/options.js';
+import { checkRedis } from '../redis/client.js';
 
 /** Each readiness check answers within this, so /readyz answers within it too (they run together). */
 export const READINESS_CHECK_TIMEOUT_MS = 500;
@@ -12,7 +13,7 @@ const readinessSchema = z
     status: z.enum(['ready', 'not_ready']),
     checks: z.object({
       postgres: checkResult.describe('SELECT 1'),
-      redis: checkResult.describe('PING'),
+      redis: checkResult.describe('PING; on a Redis Cluster, CLUSTER INFO must say cluster_state:ok'),
       config: z.literal('ok').describe('Validated at start-up: a bad configuration stops the process before it listens.'),
       load: z.enum(['ok', 'overloaded']).describe('Overloaded while other routes answer 503 OVERLOADED (OVERLOAD_*).'),
     }),
@@ -75,7 +76,7 @@ const healthRoutes: FastifyPluginAsyncZod = async (app) => {
       const reasons: Record<string, string> = {};
       const [postgres, redis] = await Promise.all([
         bounded(() => app.prisma.$queryRaw`SELECT 1`, READINESS_CHECK_TIMEOUT_MS, (r) => (reasons.postgres = r)),
-        bounded(() => app.redis.ping(), READINESS_CHECK_TIMEOUT_MS, (r) => (reasons.redis = r)),
+        bounded(() => checkRedis(app.redis), READINESS_CHECK_TIMEOUT_MS, (r) => (reasons.redis = r)),
       ]);
       const checks: Checks = { postgres, redis, config: 'ok', load: app.isUnderPressure() ? 'overloaded' : 'ok' };
       const ready = Object.values(checks).every((c) => c === 'ok');

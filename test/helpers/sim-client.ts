@@ -36,7 +36,11 @@ export function callApi(
   client: any,
   action: string,
   query: Record<string, string>,
-  options: { version?: string; readTimeout?: number } = {},
+  /**
+   * connectTimeout is also the socket's idle timeout in the client's HTTP layer (httpx): an answer
+   * slower than it fails with RequestTimeoutError whatever readTimeout says.
+   */
+  options: { version?: string; readTimeout?: number; connectTimeout?: number } = {},
 ): Promise<ApiResponse> {
   const params = new $OpenApiUtil.Params({
     action,
@@ -49,7 +53,10 @@ export function callApi(
     reqBodyType: 'formData',
     bodyType: 'json',
   });
-  const runtime = new $dara.RuntimeOptions({ readTimeout: options.readTimeout ?? 3000 });
+  const runtime = new $dara.RuntimeOptions({
+    readTimeout: options.readTimeout ?? 3000,
+    ...(options.connectTimeout ? { connectTimeout: options.connectTimeout } : {}),
+  });
   return client.callApi(params, new $OpenApiUtil.OpenApiRequest({ query }), runtime);
 }
 

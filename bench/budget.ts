@@ -146,6 +146,8 @@ async function main() {
     SIMULATOR_ACCESS_KEY_SECRET: SIM_KEY.secret,
     SIMULATOR_QPS: String(N),
     SIMULATOR_LATENCY_MS: '50',
+    // No CallbackUrl check: the service answers a bare GET /kyc/callback with 400 (for now).
+    SIMULATOR_PROBE_CALLBACK: 'false',
     LOG_LEVEL: 'warn',
   }, `${simUrl}/__sim/health`);
   const rows: Row[] = [];

@@ -95,8 +95,10 @@ async function assertRecorded(stack: Stack, v: Verification, status: 'passed' | 
   assert.deepEqual(sim.body.deliveries.map((d) => d.status), [200]);
   assert.equal(sim.body.params.ReturnUrl, `${stack.simUrl}/demo?merchantBizId=${v.merchantBizId}`);
   const meta = JSON.parse(sim.body.params.MetaInfo ?? '{}') as Record<string, unknown>;
-  assert.equal(meta.deviceType, 'h5');
-  assert.equal(meta.appName, stack.simUrl);
+  // The web SDK's getMetaInfo() shape: {bioMetaInfo, deviceType: "web", ua}.
+  assert.equal(meta.deviceType, 'web');
+  assert.match(String(meta.ua), /Mozilla\//);
+  assert.equal(typeof meta.bioMetaInfo, 'string');
 }
 
 function assertCleanRun(watch: PageWatch) {

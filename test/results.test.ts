@@ -609,8 +609,9 @@ describe('result details at rest', () => {
     await until(s.merchantBizId, 'passed');
     const res = await internal(s.sessionId);
     assert.equal(res.status, 200);
-    const body = (await res.json()) as { details: { extIdInfo: { ocrIdInfo: { name: string; idNumber: string } } } };
-    const { name, idNumber } = body.details.extIdInfo.ocrIdInfo;
+    // A passport's OCR fields (the default docType): surname, passportNo, …
+    const body = (await res.json()) as { details: { extIdInfo: { ocrIdInfo: { surname: string; passportNo: string } } } };
+    const { surname: name, passportNo: idNumber } = body.details.extIdInfo.ocrIdInfo;
     assert.ok(name.length > 3 && idNumber.length > 3);
 
     const [raw] = await stack.app.prisma.$queryRawUnsafe<Array<{ row: string }>>(

@@ -1,113 +1,27 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import OpenApi, { $OpenApiUtil } from '@alicloud/openapi-core';
-import * as $dara from '@darabonba/typescript';
 import { buildSimulator, peakInWindow, type Simulator } from '../src/simulator/index.js';
 import { canonicalQueryString, percentEncode } from '../src/simulator/signature.js';
+import {
+  AK_ID,
+  AK_SECRET,
+  META_INFO,
+  callApi,
+  control,
+  expectApiError,
+  hostPortOf,
+  initializeQuery,
+  makeClient,
+  startCallbackReceiver,
+  startServer,
+  type AnyError,
+  type ApiResponse,
+} from './helpers/sim-client.js';
 
 // ---------------------------------------------------------------- helpers
 
-const AK_ID = 'test-ak';
-const AK_SECRET = 'test-secret';
 const MINUTE = 60_000;
-const ClientClass: any = (OpenApi as any).default ?? OpenApi;
-
-interface Credentials {
-  id: string;
-  secret: string;
-}
-
-type AnyError = any;
-type ApiResponse = { statusCode: number; headers: Record<string, string>; body: any };
-
-function makeClient(hostPort: string, credentials: Credentials = { id: AK_ID, secret: AK_SECRET }) {
-  return new ClientClass(
-    new $OpenApiUtil.Config({
-      accessKeyId: credentials.id,
-      accessKeySecret: credentials.secret,
-      endpoint: hostPort,
-      protocol: 'HTTP',
-    }),
-  );
-}
-
-function callApi(
-  client: any,
-  action: string,
-  query: Record<string, string>,
-  options: { version?: string; readTimeout?: number } = {},
-): Promise<ApiResponse> {
-  const params = new $OpenApiUtil.Params({
-    action,
-    version: options.version ?? '2022-08-09',
-    protocol: 'HTTPS',
-    pathname: '/',
-    method: 'POST',
-    authType: 'AK',
-    style: 'RPC',
-    reqBodyType: 'formData',
-    bodyType: 'json',
-  });
-  const runtime = new $dara.RuntimeOptions({ readTimeout: options.readTimeout ?? 3000 });
-  return client.callApi(params, new $OpenApiUtil.OpenApiRequest({ query }), runtime);
-}
-
-function hostPortOf(baseUrl: string): string {
-  return new URL(baseUrl).host;
-}
-
-const META_INFO = JSON.stringify({ zimVer: '3.0.0', deviceType: 'h5', note: "a b*!()~'ü+=&?" });
-
-function initializeQuery(overrides: Record<string, string | undefined> = {}): Record<string, string> {
-  const query: Record<string, string | undefined> = {
-    ProductCode: 'eKYC',
-    MerchantBizId: 'biz0001',
-    MetaInfo: META_INFO,
-    MerchantUserId: 'user-hash-1',
-    DocType: '01000000',
-    ...overrides,
-  };
-  return Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined)) as Record<string, string>;
-}
-
-async function expectApiError(promise: Promise<unknown>, expected: { name?: string; code: string; statusCode?: number }) {
-  let caught: AnyError;
-  await assert.rejects(promise, (err: AnyError) => {
-    caught = err;
-    return true;
-  });
-  if (expected.name) assert.equal(caught.name, expected.name);
-  assert.equal(caught.code, expected.code, caught.message);
-  if (expected.statusCode) assert.equal(caught.statusCode, expected.statusCode);
-  return caught;
-}
-
-async function startServer(handler: http.RequestListener) {
-  const server = http.createServer(handler);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-    server,
-  };
-}
-
-/** Receives Alibaba's callbacks. */
-async function startCallbackReceiver() {
-  const received: string[] = [];
-  const waiters: Array<(url: string) => void> = [];
-  const server = await startServer((req, res) => {
-    received.push(req.url ?? '');
-    waiters.shift()?.(req.url ?? '');
-    res.writeHead(200).end('ok');
-  });
-  return { ...server, received };
-}
 
 /** Lets the real client sign a request, without sending it anywhere that would use it up. */
 async function captureSignedRequest(action: string, query: Record<string, string>) {
@@ -148,16 +62,6 @@ function rawRequest(
     req.on('error', reject);
     req.end(body);
   });
-}
-
-async function control(baseUrl: string, method: string, path: string, body?: unknown) {
-  const response = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined };
 }
 
 // ---------------------------------------------------------------- pure parts
@@ -348,11 +252,14 @@ describe('simulator API with the real @alicloud/openapi-core client', () => {
       }));
       const id = init.body.Result.TransactionId;
 
+      // Initialize first checked the CallbackUrl: a GET of it exactly as registered.
+      assert.deepEqual(receiver.received, ['/alibaba/callback?shop=1&sig=a%2Bb']);
+
       const done = await control(baseUrl, 'POST', `/__sim/transactions/${id}/complete`, { passed: 'Y' });
       assert.equal(done.status, 200);
       assert.equal(done.body.delivery.status, 200);
-      assert.equal(receiver.received.length, 1);
-      const raw = receiver.received[0] ?? '';
+      assert.equal(receiver.received.length, 2);
+      const raw = receiver.received[1] ?? '';
       assert.ok(raw.startsWith('/alibaba/callback?shop=1&sig=a%2Bb&'), raw); // existing query kept as is
       const query = new URL(raw, receiver.url).searchParams;
       assert.equal(query.get('transactionId'), id);
@@ -365,7 +272,7 @@ describe('simulator API with the real @alicloud/openapi-core client', () => {
       assert.equal(result.body.Result.Passed, 'Y');
       assert.equal(result.body.Result.SubCode, '200');
       assert.equal(typeof result.body.Result.ExtIdInfo, 'string');
-      assert.equal(JSON.parse(result.body.Result.ExtIdInfo).ocrIdInfo.name, 'TEST USER');
+      assert.equal(JSON.parse(result.body.Result.ExtIdInfo).ocrIdInfo.surname, 'CHAN'); // a passport (01000000)
       assert.equal(typeof JSON.parse(result.body.Result.ExtFaceInfo), 'object');
 
       const again = await control(baseUrl, 'POST', `/__sim/transactions/${id}/complete`, { passed: 'N' });
@@ -373,8 +280,8 @@ describe('simulator API with the real @alicloud/openapi-core client', () => {
 
       const redelivered = await control(baseUrl, 'POST', `/__sim/transactions/${id}/redeliver`);
       assert.equal(redelivered.status, 200);
-      assert.equal(receiver.received.length, 2);
-      assert.equal(receiver.received[1], raw);
+      assert.equal(receiver.received.length, 3);
+      assert.equal(receiver.received[2], raw);
 
       const stored = await control(baseUrl, 'GET', `/__sim/transactions/${id}`);
       assert.equal(stored.body.deliveries.length, 2);
@@ -388,7 +295,7 @@ describe('simulator API with the real @alicloud/openapi-core client', () => {
     const init = await callApi(client, 'Initialize', initializeQuery({ CallbackUrl: `${receiver.url}/cb` }));
     const id = init.body.Result.TransactionId;
     await control(baseUrl, 'POST', `/__sim/transactions/${id}/complete`, { passed: 'N', subCode: '205' });
-    const query = new URL(receiver.received[0] ?? '', receiver.url).searchParams;
+    const query = new URL(receiver.received[1] ?? '', receiver.url).searchParams;
     assert.equal(query.get('passed'), 'N');
     assert.equal(query.get('subCode'), '205');
     assert.equal(query.has('callbackToken'), false);
@@ -495,7 +402,7 @@ describe('simulator API with the real @alicloud/openapi-core client', () => {
       const submitted = await fetch(`${baseUrl}/verify/${id}/complete`, form);
       assert.equal(submitted.status, 303);
       assert.equal(submitted.headers.get('location'), `https://merchant.example/done?step=2&transactionId=${id}`);
-      const query = new URL(receiver.received[0] ?? '', receiver.url).searchParams;
+      const query = new URL(receiver.received[1] ?? '', receiver.url).searchParams;
       assert.equal(query.get('passed'), 'N');
       assert.equal(query.get('subCode'), '201');
       assert.equal(query.get('callbackToken'), 'tok');
@@ -580,6 +487,7 @@ describe('simulator options', () => {
     const sim = await buildSimulator({
       accessKeys: { [AK_ID]: AK_SECRET },
       requireHttpsCallback: true,
+      probeCallbackUrl: false, // merchant.example is not reachable from here
       publicUrl: 'https://sim.example/',
     });
     try {

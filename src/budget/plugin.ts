@@ -38,6 +38,7 @@ export default fp(
       limits: {
         Initialize: config.CLOUDAUTH_QPS_INITIALIZE ?? config.CLOUDAUTH_QPS,
         CheckResult: config.CLOUDAUTH_QPS_CHECKRESULT ?? config.CLOUDAUTH_QPS,
+        DeleteVerifyResult: config.CLOUDAUTH_QPS_DELETEVERIFYRESULT ?? config.CLOUDAUTH_QPS,
       },
       maxWaitMs: config.CLOUDAUTH_BUDGET_WAIT_MS,
       marginMs: config.CLOUDAUTH_BUDGET_MARGIN_MS,

@@ -14,11 +14,24 @@ import type {
   CheckResultRequest,
   CheckResultResult,
   CloudAuthApi,
+  DeleteVerifyResultRequest,
+  DeleteVerifyResultResult,
   InitializeRequest,
   InitializeResult,
 } from './types.js';
 
 const API_VERSION = '2022-08-09';
+
+/**
+ * The Code of a successful answer. Alibaba's pages say "Success"; the generated SDK's example
+ * for DeleteVerifyResult's body shows "200" (as its sibling DeleteFaceVerifyResult documents:
+ * "200 means success"), so that answer counts as success too, for that action only.
+ */
+const SUCCESS_CODES: Readonly<Record<ApiName, readonly string[]>> = {
+  Initialize: ['Success'],
+  CheckResult: ['Success'],
+  DeleteVerifyResult: ['Success', '200'],
+};
 
 // The package is CommonJS with a default export; under NodeNext ESM it arrives one level deep.
 const OpenApiClient = OpenApiModule.default.default;
@@ -81,7 +94,7 @@ export function createCloudAuthClient(options: CloudAuthClientOptions): CloudAut
     if (typeof body !== 'object' || body === null) throw new CloudAuthError(api, 'bad-response', 'NoBody');
     const b = body as Body;
     const requestId = str(b.RequestId);
-    if (b.Code !== 'Success') {
+    if (typeof b.Code !== 'string' || !SUCCESS_CODES[api].includes(b.Code)) {
       const code = str(b.Code) ?? 'Unknown';
       throw new CloudAuthError(api, failureOfCode(code, 200), code, {
         httpStatus: 200,
@@ -115,6 +128,13 @@ export function createCloudAuthClient(options: CloudAuthClientOptions): CloudAut
         extFaceInfo: str(result.ExtFaceInfo),
         extRiskInfo: str(result.ExtRiskInfo),
       };
+    },
+    async deleteVerifyResult(req: DeleteVerifyResultRequest, callOptions?: CallOptions): Promise<DeleteVerifyResultResult> {
+      const body = await call('DeleteVerifyResult', req, callOptions);
+      const result = (body.Result ?? {}) as Body;
+      const deleteResult = str(result.DeleteResult);
+      if (!deleteResult) throw new CloudAuthError('DeleteVerifyResult', 'bad-response', 'MissingResult');
+      return { requestId: str(body.RequestId), deleteResult, transactionId: str(result.TransactionId) };
     },
   };
 }

@@ -77,6 +77,7 @@ export default fp(
     app.decorate('cloudauth', {
       initialize: (request, options) => metered('Initialize', options, (o) => client.initialize(request, o)),
       checkResult: (request, options) => metered('CheckResult', options, (o) => client.checkResult(request, o)),
+      deleteVerifyResult: (request, options) => metered('DeleteVerifyResult', options, (o) => client.deleteVerifyResult(request, o)),
     } satisfies CloudAuthApi);
   },
   { name: 'cloudauth', dependencies: ['config', 'budget', 'metrics'] },

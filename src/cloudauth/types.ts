@@ -5,7 +5,7 @@ import type { FastifyBaseLogger } from 'fastify';
  * Parameter names are the wire names of Alibaba's generated SDK.
  */
 
-export type ApiName = 'Initialize' | 'CheckResult';
+export type ApiName = 'Initialize' | 'CheckResult' | 'DeleteVerifyResult';
 
 export interface InitializeRequest {
   ProductCode: string;
@@ -59,6 +59,21 @@ export interface CheckResultResult {
   extRiskInfo: string | undefined;
 }
 
+export interface DeleteVerifyResultRequest {
+  TransactionId: string;
+  /** Img: the images; Text: the rest of the result data; All: both. */
+  DeleteType: 'Img' | 'Text' | 'All';
+  /** Y: delete only if CheckResult has already fetched the result (else DeleteResult N). Alibaba's default: N. */
+  DeleteAfterQuery?: 'Y' | 'N';
+}
+
+export interface DeleteVerifyResultResult {
+  requestId: string | undefined;
+  /** Y deleted, N not deleted (e.g. nothing left to delete, or not yet queried with DeleteAfterQuery=Y). */
+  deleteResult: string;
+  transactionId: string | undefined;
+}
+
 export interface CallOptions {
   /** Aborts the call (e.g. the caller went away). */
   signal?: AbortSignal;
@@ -74,4 +89,6 @@ export interface CallOptions {
 export interface CloudAuthApi {
   initialize(request: InitializeRequest, options?: CallOptions): Promise<InitializeResult>;
   checkResult(request: CheckResultRequest, options?: CallOptions): Promise<CheckResultResult>;
+  /** Erases a verification's images and/or data at Alibaba (before their 30 days). */
+  deleteVerifyResult(request: DeleteVerifyResultRequest, options?: CallOptions): Promise<DeleteVerifyResultResult>;
 }

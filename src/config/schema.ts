@@ -91,6 +91,7 @@ export const envSchema = z.object({
     CLOUDAUTH_QPS: z.coerce.number().int().min(1).default(10).describe('Exclusive QPS per server API for the account.'),
     CLOUDAUTH_QPS_INITIALIZE: z.coerce.number().int().min(1).optional().describe('Override of CLOUDAUTH_QPS for Initialize.'),
     CLOUDAUTH_QPS_CHECKRESULT: z.coerce.number().int().min(1).optional().describe('Override of CLOUDAUTH_QPS for CheckResult.'),
+    CLOUDAUTH_QPS_DELETEVERIFYRESULT: z.coerce.number().int().min(1).optional().describe('Override of CLOUDAUTH_QPS for DeleteVerifyResult.'),
     CLOUDAUTH_BUDGET_WAIT_MS: z.coerce.number().int().min(0).max(30_000).default(2000).describe('How long a call may queue for a QPS slot before 429.'),
     CLOUDAUTH_BUDGET_MARGIN_MS: z.coerce.number().int().min(0).max(500).default(40).describe('Added to the 1-s window: a call that cannot start within half of it queues again, the other half absorbs network jitter, so N+1 calls never meet in one real second.'),
     CLOUDAUTH_BUDGET_ALGORITHM: z

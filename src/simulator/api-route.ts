@@ -3,10 +3,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { findAction } from './actions.js';
 import { authenticate, type ApiRequestView, type AuthSettings } from './authenticate.js';
-import { monotonicEpochMs, type CallLog } from './call-log.js';
+import { monotonicEpochMs, type ApiCallRecord, type CallLog } from './call-log.js';
 import { SUCCESS, faultReply, type FaultQueue } from './faults.js';
 import { API_VERSION, ApiError, apiErrors, errorReply, newRequestId, successReply, type ApiReply } from './protocol.js';
 import type { SlidingWindowLimiter } from './rate-limiter.js';
+import type { ProbeRecord } from './probe.js';
 import { MalformedQueryError, parseAuthorization, parseRawQuery } from './signature.js';
 import type { TransactionStore } from './store.js';
 
@@ -16,10 +17,15 @@ export interface ApiDeps {
   calls: CallLog;
   faults: FaultQueue;
   limiter: SlidingWindowLimiter;
+  /** The QPS limit of an action, shared by every AccessKey of one account. */
   qpsFor: (action: string) => number;
   latencyMs: number;
   publicUrl: () => string;
   requireHttpsCallback: boolean;
+  /** Checks a CallbackUrl's accessibility at Initialize; absent: no check. */
+  probeCallbackUrl: ((url: string) => Promise<ProbeRecord>) | undefined;
+  /** The Code of a successful answer ("Success"; DeleteVerifyResult's may be configured as "200"). */
+  successCodeFor: (action: string) => string;
 }
 
 /** What to answer and how long to wait first; reply null = drop the connection. */
@@ -59,7 +65,7 @@ async function handleApiCall(request: FastifyRequest, reply: FastifyReply, deps:
     accessKeyId: parseAuthorization(headerText(request.headers.authorization))?.accessKeyId,
   });
 
-  const decision = decide(request, deps, { requestId, action, arrivedAt });
+  const decision = await decide(request, deps, record);
   await sleep(deps.latencyMs + decision.delayMs);
 
   record.finishedAt = monotonicEpochMs();
@@ -73,33 +79,33 @@ async function handleApiCall(request: FastifyRequest, reply: FastifyReply, deps:
   reply.code(decision.reply.status).headers(decision.reply.headers).send(decision.reply.body);
 }
 
-function decide(
-  request: FastifyRequest,
-  deps: ApiDeps,
-  call: { requestId: string; action: string; arrivedAt: number },
-): Decision {
+async function decide(request: FastifyRequest, deps: ApiDeps, call: ApiCallRecord): Promise<Decision> {
   try {
     const view = requestView(request);
-    const accessKeyId = authenticate(view, deps.auth);
+    const caller = authenticate(view, deps.auth);
+    call.account = caller.account;
 
     const version = headerText(request.headers['x-acs-version']);
     if (version !== API_VERSION) throw apiErrors.invalidVersion(version);
     const handler = findAction(call.action);
     if (!handler) throw apiErrors.actionNotFound(call.action);
 
-    const admission = deps.limiter.tryAdmit(`${call.action}\n${accessKeyId}`, deps.qpsFor(call.action), call.arrivedAt);
+    // "All RAM users under the same Alibaba Cloud account share the QPS limit": the window is the
+    // account's, whichever of its AccessKeys signed the call. Counted on arrival, before any work.
+    const admission = deps.limiter.tryAdmit(`${call.action}\n${caller.account}`, deps.qpsFor(call.action), call.arrivedAt);
     if (!admission.admitted) throw apiErrors.throttled(admission.retryAfterMs);
 
     const fault = deps.faults.take(call.action);
     if (fault && fault.code !== SUCCESS) return { reply: faultReply(fault, call.requestId), delayMs: fault.delayMs };
 
-    const result = handler(view.query, {
-      accessKeyId,
+    const result = await handler(view.query, {
+      ...caller,
       store: deps.store,
       publicUrl: deps.publicUrl(),
       requireHttpsCallback: deps.requireHttpsCallback,
+      probeCallbackUrl: deps.probeCallbackUrl,
     });
-    return { reply: successReply(call.requestId, result), delayMs: fault?.delayMs ?? 0 };
+    return { reply: successReply(call.requestId, result, deps.successCodeFor(call.action)), delayMs: fault?.delayMs ?? 0 };
   } catch (error) {
     if (!(error instanceof ApiError)) request.log.error({ err: error }, 'simulator API call failed');
     const apiError = error instanceof ApiError ? error : apiErrors.internal();

@@ -1,6 +1,6 @@
 /**
  * Checks an API call the way Alibaba's gateway does: signature V3, timestamp skew and nonce reuse.
- * Answers the access key id of the caller or throws an ApiError.
+ * Answers who called (the AccessKey and its account) or throws an ApiError.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { apiErrors } from './protocol.js';
@@ -37,8 +37,33 @@ export interface ApiRequestView {
   body: Buffer;
 }
 
+/** An AccessKey as Alibaba knows it: a RAM user's key belongs to an Alibaba Cloud account. */
+export interface AccessKey {
+  secret: string;
+  /** Keys of one account share its QPS limits and see its transactions. */
+  account: string;
+}
+
+/** Who made a call that passed authentication. */
+export interface Caller {
+  accessKeyId: string;
+  account: string;
+}
+
+/**
+ * AccessKey id → secret, or → { secret, account }. A plain secret makes the key an account of
+ * its own (named after the key id), which is how the simulator behaved before it knew accounts.
+ */
+export type AccessKeysOption = Record<string, string | AccessKey>;
+
+export function accessKeyMap(keys: AccessKeysOption): Map<string, AccessKey> {
+  return new Map(
+    Object.entries(keys).map(([id, key]) => [id, typeof key === 'string' ? { secret: key, account: id } : key]),
+  );
+}
+
 export interface AuthSettings {
-  accessKeys: ReadonlyMap<string, string>;
+  accessKeys: ReadonlyMap<string, AccessKey>;
   nonces: NonceCache;
   /** Wall clock, epoch ms. */
   now: () => number;
@@ -71,7 +96,7 @@ export class NonceCache {
   }
 }
 
-export function authenticate(request: ApiRequestView, settings: AuthSettings): string {
+export function authenticate(request: ApiRequestView, settings: AuthSettings): Caller {
   const auth = parseAuthorization(single(request.headers.authorization));
   if (!auth) throw apiErrors.incompleteSignature('the Authorization header is missing or malformed');
   if (auth.algorithm !== SIGNATURE_ALGORITHM) {
@@ -88,13 +113,13 @@ export function authenticate(request: ApiRequestView, settings: AuthSettings): s
     throw apiErrors.signatureDoesNotMatch('x-acs-content-sha256 is not the SHA-256 of the request body.');
   }
 
-  const secret = settings.accessKeys.get(auth.accessKeyId);
-  if (secret === undefined) throw apiErrors.accessKeyNotFound();
+  const key = settings.accessKeys.get(auth.accessKeyId);
+  if (key === undefined) throw apiErrors.accessKeyNotFound();
 
   const toSign = stringToSign(
     canonicalRequest({ ...request, signedHeaders: auth.signedHeaders, payloadHash }),
   );
-  if (!signaturesEqual(computeSignature(secret, toSign), auth.signature)) {
+  if (!signaturesEqual(computeSignature(key.secret, toSign), auth.signature)) {
     throw apiErrors.signatureDoesNotMatch(`server string to sign is:${toSign}`);
   }
 
@@ -103,7 +128,7 @@ export function authenticate(request: ApiRequestView, settings: AuthSettings): s
   const nonce = single(request.headers['x-acs-signature-nonce']) ?? '';
   if (!settings.nonces.use(`${auth.accessKeyId}:${nonce}`, settings.now())) throw apiErrors.nonceUsed();
 
-  return auth.accessKeyId;
+  return { accessKeyId: auth.accessKeyId, account: key.account };
 }
 
 function checkTimestamp(date: string, settings: AuthSettings): void {

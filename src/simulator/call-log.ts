@@ -8,6 +8,8 @@ export interface ApiCallRecord {
   action: string;
   /** The access key id the caller claimed (may be unknown to the simulator). */
   accessKeyId?: string;
+  /** The account of that key, once the call passed authentication. */
+  account?: string;
   status?: number;
   /** Alibaba Code answered ("Success", "Throttling.Api", ...); undefined while in flight. */
   code?: string;

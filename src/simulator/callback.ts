@@ -4,6 +4,23 @@ import type { Delivery, Transaction } from './store.js';
 export const DEFAULT_CALLBACK_TIMEOUT_MS = 5000;
 
 /**
+ * How the callback spells the fields it adds. Alibaba's own material spells them both ways: the
+ * Initialize doc lists `transactionId`, `passed`, `subcode` and says "the CallbackToken field" is
+ * added, while its example URL reads `?callbackToken=…&transactionId=…&passed=Y&subCode=200`.
+ * - camel: the example URL's spelling (transactionId, passed, subCode, callbackToken);
+ * - pascal: the API's parameter style (TransactionId, Passed, SubCode, CallbackToken);
+ * - docs: the mix the Initialize doc's text shows (transactionId, passed, subcode, CallbackToken).
+ */
+export const CALLBACK_SPELLINGS = {
+  camel: { transactionId: 'transactionId', passed: 'passed', subCode: 'subCode', callbackToken: 'callbackToken' },
+  pascal: { transactionId: 'TransactionId', passed: 'Passed', subCode: 'SubCode', callbackToken: 'CallbackToken' },
+  docs: { transactionId: 'transactionId', passed: 'passed', subCode: 'subcode', callbackToken: 'CallbackToken' },
+} as const;
+
+export type CallbackSpelling = keyof typeof CALLBACK_SPELLINGS;
+export const CALLBACK_SPELLING_NAMES = Object.keys(CALLBACK_SPELLINGS) as [CallbackSpelling, ...CallbackSpelling[]];
+
+/**
  * Appends fields to a URL's query without re-encoding what is already there
  * (a merchant may have signed its own query). Any fragment is dropped.
  */
@@ -16,19 +33,24 @@ export function appendQuery(url: string, fields: ReadonlyArray<readonly [string,
 }
 
 /** The URL Alibaba would call for a completed transaction, or undefined when no callback applies. */
-export function callbackUrlFor(transaction: Transaction): string | undefined {
+export function callbackUrlFor(transaction: Transaction, spelling: CallbackSpelling = 'camel'): string | undefined {
   const { callbackUrl, outcome } = transaction;
   if (!callbackUrl || !outcome) return undefined;
+  const names = CALLBACK_SPELLINGS[spelling];
   const fields: Array<[string, string]> = [
-    ['transactionId', transaction.transactionId],
-    ['passed', outcome.passed],
-    ['subCode', outcome.subCode],
+    [names.transactionId, transaction.transactionId],
+    [names.passed, outcome.passed],
+    [names.subCode, outcome.subCode],
   ];
-  if (transaction.callbackToken) fields.push(['callbackToken', transaction.callbackToken]);
+  if (transaction.callbackToken) fields.push([names.callbackToken, transaction.callbackToken]);
   return appendQuery(callbackUrl, fields);
 }
 
-export async function deliverCallback(url: string, timeoutMs: number): Promise<Delivery> {
+/**
+ * One `GET url` as Alibaba sends it: no redirects followed, the body drained, bounded by
+ * `timeoutMs`. Never throws: a failure is recorded in `error`.
+ */
+export async function getOnce(url: string, timeoutMs: number): Promise<Delivery> {
   const at = Date.now();
   const started = performance.now();
   try {

@@ -1,11 +1,13 @@
 /** Finishing a verification (from the user page or the control API) and notifying the merchant. */
-import { callbackUrlFor, deliverCallback } from './callback.js';
+import { callbackUrlFor, getOnce, type CallbackSpelling } from './callback.js';
 import { defaultSubCode } from './results.js';
 import type { CompletionResult, Delivery, Passed, Transaction, TransactionStore } from './store.js';
 
 export interface CompletionDeps {
   store: TransactionStore;
   callbackTimeoutMs: number;
+  /** How the callback spells the fields it adds. */
+  callbackSpelling: CallbackSpelling;
 }
 
 export type CompletionOutcome =
@@ -26,9 +28,9 @@ export async function completeAndNotify(
 
 /** Fires the callback of a completed transaction (again); null when it has no CallbackUrl. */
 export async function notify(deps: CompletionDeps, transaction: Transaction): Promise<Delivery | null> {
-  const url = callbackUrlFor(transaction);
+  const url = callbackUrlFor(transaction, deps.callbackSpelling);
   if (!url) return null;
-  const delivery = await deliverCallback(url, deps.callbackTimeoutMs);
+  const delivery = await getOnce(url, deps.callbackTimeoutMs);
   transaction.deliveries.push(delivery);
   return delivery;
 }

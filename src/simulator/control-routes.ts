@@ -4,12 +4,14 @@ import { z } from 'zod';
 import type { CallLog } from './call-log.js';
 import { completeAndNotify, notify, type CompletionDeps } from './completion.js';
 import type { FaultQueue } from './faults.js';
+import type { ProbeLog } from './probe.js';
 import type { Transaction } from './store.js';
 
 export interface ControlDeps extends CompletionDeps {
   calls: CallLog;
   faults: FaultQueue;
-  /** Forgets everything: transactions, calls, faults, nonces, rate-limit windows. */
+  probes: ProbeLog;
+  /** Forgets everything: transactions, calls, faults, probes, nonces, rate-limit windows. */
   reset: () => void;
 }
 
@@ -87,6 +89,13 @@ export async function controlRoutes(app: FastifyInstance, deps: ControlDeps): Pr
   });
   app.delete('/__sim/faults', async (_request, reply) => {
     deps.faults.clear();
+    return reply.code(204).send();
+  });
+
+  // The CallbackUrl checks made at Initialize (a refused Initialize leaves no transaction to show them).
+  app.get('/__sim/probes', async () => deps.probes.list());
+  app.delete('/__sim/probes', async (_request, reply) => {
+    deps.probes.clear();
     return reply.code(204).send();
   });
 

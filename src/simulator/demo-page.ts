@@ -98,16 +98,13 @@ const SCRIPT = `(() => {
     return data;
   }
 
-  // The shape of what the Alibaba web SDK's getMetaInfo() returns; placeholder values (no SDK here).
+  // The shape of what the Alibaba web SDK's getMetaInfo() returns (Alibaba's example); the
+  // bioMetaInfo is a placeholder (no SDK here), the user agent is this browser's.
   function getMetaInfo() {
     return JSON.stringify({
-      apdidToken: '',
-      appName: location.origin,
-      appVersion: '1.0.0',
-      bioMetaInfo: '4.1.0:1150****,0',
-      deviceType: 'h5',
-      osVersion: navigator.platform || 'unknown',
-      zimVer: '3.0.0',
+      bioMetaInfo: '4.1.0:2916352,0',
+      deviceType: 'web',
+      ua: navigator.userAgent,
     });
   }
 

@@ -8,17 +8,42 @@
  */
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
+import type { AccessKey } from './authenticate.js';
+import { CALLBACK_SPELLING_NAMES } from './callback.js';
 import { buildSimulator } from './server.js';
+
+/**
+ * SIMULATOR_EXTRA_ACCESS_KEYS: `id:secret[:account]`, comma-separated. A key without an account
+ * belongs to SIMULATOR_ACCOUNT (another RAM user of the same account).
+ */
+const ExtraAccessKeys = z
+  .string()
+  .transform((text, ctx) => {
+    const keys: Array<{ id: string; secret: string; account: string | undefined }> = [];
+    for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+      const [id, secret, account, ...rest] = entry.split(':');
+      if (!id || !secret || account === '' || rest.length > 0) {
+        ctx.addIssue({ code: 'custom', message: `"${entry.split(':')[0] ?? ''}:…" is not id:secret[:account]` });
+        return z.NEVER;
+      }
+      keys.push({ id, secret, account });
+    }
+    return keys;
+  });
 
 const Env = z.object({
   SIMULATOR_PORT: z.coerce.number().int().min(0).max(65535).default(8090),
   SIMULATOR_HOST: z.string().min(1).default('127.0.0.1'),
   SIMULATOR_ACCESS_KEY_ID: z.string().min(1).default('sim-access-key-id'),
   SIMULATOR_ACCESS_KEY_SECRET: z.string().min(1).default('sim-access-key-secret'),
+  SIMULATOR_ACCOUNT: z.string().min(1).default('sim-account'),
+  SIMULATOR_EXTRA_ACCESS_KEYS: ExtraAccessKeys.default([]),
   SIMULATOR_QPS: z.coerce.number().int().min(0).default(10),
   SIMULATOR_LATENCY_MS: z.coerce.number().int().min(0).default(0),
   SIMULATOR_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   SIMULATOR_REQUIRE_HTTPS_CALLBACK: z.enum(['true', 'false']).default('false'),
+  SIMULATOR_PROBE_CALLBACK: z.enum(['true', 'false']).default('true'),
+  SIMULATOR_CALLBACK_SPELLING: z.enum(CALLBACK_SPELLING_NAMES).default('camel'),
   SIMULATOR_DEMO_JWT_SECRET: z.string().min(1).optional(),
   SIMULATOR_DEMO_SERVICE_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:3000'),
   // The service's own settings, shared through .env: the demo signs caller JWTs the service accepts.
@@ -45,12 +70,20 @@ async function main(): Promise<void> {
   const env = readEnv();
   // Never borrow a production service's secret: there, only an explicit demo secret turns the demo on.
   const demoSecret = env.SIMULATOR_DEMO_JWT_SECRET ?? (env.NODE_ENV === 'production' ? undefined : env.AUTH_JWT_SECRET);
+  const accessKeys: Record<string, AccessKey> = {
+    [env.SIMULATOR_ACCESS_KEY_ID]: { secret: env.SIMULATOR_ACCESS_KEY_SECRET, account: env.SIMULATOR_ACCOUNT },
+  };
+  for (const key of env.SIMULATOR_EXTRA_ACCESS_KEYS) {
+    accessKeys[key.id] = { secret: key.secret, account: key.account ?? env.SIMULATOR_ACCOUNT };
+  }
   const simulator = await buildSimulator({
-    accessKeys: { [env.SIMULATOR_ACCESS_KEY_ID]: env.SIMULATOR_ACCESS_KEY_SECRET },
+    accessKeys,
     qps: env.SIMULATOR_QPS,
     latencyMs: env.SIMULATOR_LATENCY_MS,
     publicUrl: env.SIMULATOR_PUBLIC_URL,
     requireHttpsCallback: env.SIMULATOR_REQUIRE_HTTPS_CALLBACK === 'true',
+    probeCallbackUrl: env.SIMULATOR_PROBE_CALLBACK === 'true',
+    callbackSpelling: env.SIMULATOR_CALLBACK_SPELLING,
     logger: true,
     logLevel: env.LOG_LEVEL,
     ...(demoSecret
@@ -89,8 +122,10 @@ async function main(): Promise<void> {
     {
       baseUrl,
       publicUrl: simulator.publicUrl,
-      accessKeyId: env.SIMULATOR_ACCESS_KEY_ID,
+      accessKeys: Object.entries(accessKeys).map(([id, key]) => ({ id, account: key.account })),
       qps: env.SIMULATOR_QPS,
+      probeCallbackUrl: env.SIMULATOR_PROBE_CALLBACK === 'true',
+      callbackSpelling: env.SIMULATOR_CALLBACK_SPELLING,
       latencyMs: env.SIMULATOR_LATENCY_MS,
     },
     'cloudauth-intl simulator ready',

@@ -1,16 +1,32 @@
-/** `/verify/:transactionId`: the page behind TransactionUrl, where a person picks Pass or Fail. */
+/**
+ * `/verify/:transactionId`: the page behind TransactionUrl, where a person picks Pass or Fail.
+ *
+ * Single use, as Alibaba documents: "the TransactionUrl can be used only once. Accessing it more
+ * than once causes authentication exceptions." The first GET shows the page; every later GET shows
+ * an error page, even before the verification is complete. The page's form still completes it.
+ */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { appendQuery } from './callback.js';
 import { completeAndNotify, type CompletionDeps } from './completion.js';
 import { PAGE_SECURITY_POLICY, renderDonePage, renderErrorPage, renderVerifyPage } from './page.js';
 import type { CompletionResult } from './store.js';
 
-type Failure = Extract<CompletionResult, { ok: false }>['reason'];
+type Failure = Extract<CompletionResult, { ok: false }>['reason'] | 'already_used' | 'not_opened';
 
 const FAILURE_PAGES: Record<Failure, { status: number; title: string; detail: string }> = {
   not_found: { status: 404, title: 'Unknown verification', detail: 'This verification link is not valid.' },
   expired: { status: 410, title: 'Verification expired', detail: 'This verification link has expired (30 minutes).' },
   already_completed: { status: 409, title: 'Already completed', detail: 'This verification link was already used.' },
+  already_used: {
+    status: 409,
+    title: 'Verification exception',
+    detail: 'This verification link was already used: it can be opened only once. Start a new verification.',
+  },
+  not_opened: {
+    status: 409,
+    title: 'Verification exception',
+    detail: 'This verification was not started from its link.',
+  },
 };
 
 interface Params {
@@ -29,6 +45,8 @@ export async function pageRoutes(app: FastifyInstance, deps: CompletionDeps): Pr
     if (!transaction) return sendFailure(reply, 'not_found');
     const state = deps.store.stateOf(transaction);
     if (state === 'expired') return sendFailure(reply, 'expired');
+    const first = deps.store.recordOpen(transaction);
+    if (!first) return sendFailure(reply, 'already_used');
     if (state === 'completed') return sendFailure(reply, 'already_completed');
     return sendHtml(reply, 200, renderVerifyPage(transaction));
   });
@@ -39,6 +57,9 @@ export async function pageRoutes(app: FastifyInstance, deps: CompletionDeps): Pr
     if (passed !== 'Y' && passed !== 'N') {
       return sendHtml(reply, 400, renderErrorPage('Bad request', 'passed must be Y or N.'));
     }
+    // The form exists only on the opened page (the control API completes without it).
+    const opened = deps.store.get(request.params.transactionId);
+    if (opened && opened.opens === 0) return sendFailure(reply, 'not_opened');
     const outcome = await completeAndNotify(deps, request.params.transactionId, passed);
     if (!outcome.ok) return sendFailure(reply, outcome.reason);
     const { transaction } = outcome;

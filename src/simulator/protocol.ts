@@ -29,9 +29,9 @@ export function newRequestId(): string {
   return randomUUID().toUpperCase();
 }
 
-export function successReply(requestId: string, result: unknown): ApiReply {
-  const body = { RequestId: requestId, Code: 'Success', Message: 'success', Result: result };
-  return jsonReply(200, 'Success', requestId, body);
+export function successReply(requestId: string, result: unknown, code = 'Success'): ApiReply {
+  const body = { RequestId: requestId, Code: code, Message: 'success', Result: result };
+  return jsonReply(200, code, requestId, body);
 }
 
 export function errorReply(requestId: string, error: ApiError, status = error.status): ApiReply {

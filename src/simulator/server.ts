@@ -2,22 +2,26 @@
 import type { AddressInfo } from 'node:net';
 import { fastify, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { apiRoutes } from './api-route.js';
-import { MAX_CLOCK_SKEW_MS, NonceCache } from './authenticate.js';
-import { DEFAULT_CALLBACK_TIMEOUT_MS } from './callback.js';
+import { MAX_CLOCK_SKEW_MS, NonceCache, accessKeyMap, type AccessKeysOption } from './authenticate.js';
+import { DEFAULT_CALLBACK_TIMEOUT_MS, type CallbackSpelling } from './callback.js';
 import { CallLog } from './call-log.js';
 import { controlRoutes } from './control-routes.js';
 import { demoRoutes, type DemoOptions } from './demo.js';
 import { FaultQueue } from './faults.js';
 import { pageRoutes } from './page-routes.js';
+import { PROBE_TIMEOUT_MS, ProbeLog, probeCallbackUrl } from './probe.js';
 import { SlidingWindowLimiter } from './rate-limiter.js';
 import { TRANSACTION_TTL_MS, TransactionStore } from './store.js';
 
 export const DEFAULT_QPS = 10;
 
 export interface SimulatorOptions {
-  /** AccessKey id → secret. */
-  accessKeys: Record<string, string>;
-  /** Per action and AccessKey id, sliding 1-s window; 0 = unlimited. Default 10. */
+  /**
+   * AccessKey id → secret (the key is an account of its own), or → `{ secret, account }`: the
+   * keys of one account (its RAM users) share its QPS limits and see each other's transactions.
+   */
+  accessKeys: AccessKeysOption;
+  /** Per action and account, sliding 1-s window; 0 = unlimited. Default 10. */
   qps?: number;
   /** Per-action overrides of `qps`. */
   qpsByAction?: Record<string, number>;
@@ -27,6 +31,20 @@ export interface SimulatorOptions {
   publicUrl?: string;
   /** Refuse http:// CallbackUrl, as real Alibaba does. Default false. */
   requireHttpsCallback?: boolean;
+  /**
+   * Check at Initialize that the CallbackUrl answers `GET` (as registered) with a 2xx, else
+   * InvalidParameter, as Alibaba does. Default true; off for tests whose CallbackUrl is unreachable.
+   */
+  probeCallbackUrl?: boolean;
+  /** Bound on that check (ms). Default 3000. */
+  probeTimeoutMs?: number;
+  /** How the callback spells its fields: camel (default), pascal or docs (see callback.ts). */
+  callbackSpelling?: CallbackSpelling;
+  /**
+   * Code of a successful DeleteVerifyResult: "Success" (default, like every other action) or
+   * "200", the value the SDK's DeleteVerifyResultResponseBody example shows.
+   */
+  deleteVerifyResultCode?: 'Success' | '200';
   callbackTimeoutMs?: number;
   transactionTtlMs?: number;
   maxClockSkewMs?: number;
@@ -44,13 +62,15 @@ export interface Simulator {
   store: TransactionStore;
   calls: CallLog;
   faults: FaultQueue;
+  /** The CallbackUrl checks made at Initialize. */
+  probes: ProbeLog;
   /** `http://host:port` once listening. */
   readonly baseUrl: string | undefined;
   /** Base of the TransactionUrls handed out. */
   readonly publicUrl: string;
   listen(port?: number, host?: string): Promise<string>;
   close(): Promise<void>;
-  /** Forgets transactions, calls, faults, nonces and rate-limit windows. */
+  /** Forgets transactions, calls, faults, probes, nonces and rate-limit windows. */
   reset(): void;
 }
 
@@ -59,15 +79,19 @@ export async function buildSimulator(options: SimulatorOptions): Promise<Simulat
   const store = new TransactionStore(now, options.transactionTtlMs ?? TRANSACTION_TTL_MS);
   const calls = new CallLog();
   const faults = new FaultQueue();
+  const probes = new ProbeLog();
   const nonces = new NonceCache(options.maxClockSkewMs ?? MAX_CLOCK_SKEW_MS);
   const limiter = new SlidingWindowLimiter(1000);
   const callbackTimeoutMs = options.callbackTimeoutMs ?? DEFAULT_CALLBACK_TIMEOUT_MS;
+  const callbackSpelling = options.callbackSpelling ?? 'camel';
+  const probeTimeoutMs = options.probeTimeoutMs ?? PROBE_TIMEOUT_MS;
   let baseUrl: string | undefined;
   const publicUrl = () => (options.publicUrl ?? baseUrl ?? 'http://127.0.0.1').replace(/\/+$/, '');
   const reset = () => {
     store.clear();
     calls.clear();
     faults.clear();
+    probes.clear();
     nonces.clear();
     limiter.reset();
   };
@@ -80,7 +104,7 @@ export async function buildSimulator(options: SimulatorOptions): Promise<Simulat
 
   await app.register(apiRoutes, {
     auth: {
-      accessKeys: new Map(Object.entries(options.accessKeys)),
+      accessKeys: accessKeyMap(options.accessKeys),
       nonces,
       now,
       maxClockSkewMs: options.maxClockSkewMs ?? MAX_CLOCK_SKEW_MS,
@@ -93,9 +117,18 @@ export async function buildSimulator(options: SimulatorOptions): Promise<Simulat
     latencyMs: options.latencyMs ?? 0,
     publicUrl,
     requireHttpsCallback: options.requireHttpsCallback ?? false,
+    probeCallbackUrl:
+      options.probeCallbackUrl === false
+        ? undefined
+        : async (url) => {
+            const probe = await probeCallbackUrl(url, probeTimeoutMs);
+            probes.add(probe);
+            return probe;
+          },
+    successCodeFor: (action) => (action === 'DeleteVerifyResult' ? (options.deleteVerifyResultCode ?? 'Success') : 'Success'),
   });
-  await app.register(pageRoutes, { store, callbackTimeoutMs });
-  await app.register(controlRoutes, { store, callbackTimeoutMs, calls, faults, reset });
+  await app.register(pageRoutes, { store, callbackTimeoutMs, callbackSpelling });
+  await app.register(controlRoutes, { store, callbackTimeoutMs, callbackSpelling, calls, faults, probes, reset });
   if (options.demo) await app.register(demoRoutes, options.demo);
 
   return {
@@ -103,6 +136,7 @@ export async function buildSimulator(options: SimulatorOptions): Promise<Simulat
     store,
     calls,
     faults,
+    probes,
     get baseUrl() {
       return baseUrl;
     },

@@ -5,6 +5,8 @@ export const TRANSACTION_TTL_MS = 30 * 60_000;
 
 export type Passed = 'Y' | 'N';
 export type TransactionState = 'pending' | 'completed' | 'expired';
+/** DeleteVerifyResult's DeleteType: images, the other result data, or both. */
+export type DeleteType = 'Img' | 'Text' | 'All';
 
 export interface Outcome {
   passed: Passed;
@@ -20,8 +22,21 @@ export interface Delivery {
   durationMs: number;
 }
 
+/** Why a DeleteVerifyResult answered DeleteResult=N (the names of Alibaba's sibling API, DeleteFaceVerifyResult). */
+export type DeleteRefusal = 'NOT_COMPLETED' | 'NEED_QUERY_VERIFY_RESULT' | 'NOT_DELETE_REPEATEDLY';
+
+export interface Deletion {
+  at: number;
+  deleteType: DeleteType;
+  deleteAfterQuery: boolean;
+  deleted: boolean;
+  failReason?: DeleteRefusal;
+}
+
 export interface NewTransaction {
   accessKeyId: string;
+  /** The Alibaba Cloud account of that key: its transactions are visible to all its keys, and only to them. */
+  account: string;
   productCode: string;
   merchantBizId: string;
   merchantUserId: string;
@@ -31,6 +46,8 @@ export interface NewTransaction {
   returnUrl?: string;
   /** Every query parameter as received (so tests can assert what reached "Alibaba"). */
   params: Record<string, string>;
+  /** The reachability check of callbackUrl made before this transaction was created. */
+  callbackProbe?: Delivery & { ok: boolean };
 }
 
 export interface Transaction extends NewTransaction {
@@ -42,6 +59,14 @@ export interface Transaction extends NewTransaction {
   /** Fields merged over CheckResult's Result (set through the control API). */
   resultOverride?: Record<string, unknown>;
   deliveries: Delivery[];
+  /** GETs of TransactionUrl (the page serves only the first). */
+  opens: number;
+  openedAt?: number;
+  /** When CheckResult first answered this transaction's outcome (what DeleteAfterQuery=Y waits for). */
+  resultQueriedAt?: number;
+  /** What DeleteVerifyResult removed, and when. */
+  deleted: { img?: number; text?: number };
+  deletions: Deletion[];
 }
 
 export type CompletionResult =
@@ -65,6 +90,9 @@ export class TransactionStore {
       createdAt,
       expiresAt: createdAt + this.ttlMs,
       deliveries: [],
+      opens: 0,
+      deleted: {},
+      deletions: [],
     };
     this.transactions.set(transaction.transactionId, transaction);
     return transaction;
@@ -91,6 +119,36 @@ export class TransactionStore {
     if (state === 'expired') return { ok: false, reason: 'expired' };
     transaction.outcome = { passed, subCode, completedAt: this.now() };
     return { ok: true, transaction };
+  }
+
+  /** Counts a GET of the TransactionUrl; true when it is the first (the only one the page serves). */
+  recordOpen(transaction: Transaction): boolean {
+    transaction.opens += 1;
+    if (transaction.opens > 1) return false;
+    transaction.openedAt = this.now();
+    return true;
+  }
+
+  recordResultQueried(transaction: Transaction): void {
+    if (transaction.outcome) transaction.resultQueriedAt ??= this.now();
+  }
+
+  /**
+   * DeleteVerifyResult's effect. Nothing is deleted (DeleteResult=N) when the verification has no
+   * outcome yet, when `afterQuery` (DeleteAfterQuery=Y) and CheckResult never answered the outcome,
+   * or when everything asked for is already gone.
+   */
+  deleteData(transaction: Transaction, deleteType: DeleteType, afterQuery: boolean): Deletion {
+    const at = this.now();
+    const parts = deleteType === 'All' ? (['img', 'text'] as const) : deleteType === 'Img' ? (['img'] as const) : (['text'] as const);
+    let failReason: DeleteRefusal | undefined;
+    if (!transaction.outcome) failReason = 'NOT_COMPLETED';
+    else if (afterQuery && transaction.resultQueriedAt === undefined) failReason = 'NEED_QUERY_VERIFY_RESULT';
+    else if (parts.every((part) => transaction.deleted[part] !== undefined)) failReason = 'NOT_DELETE_REPEATEDLY';
+    if (!failReason) for (const part of parts) transaction.deleted[part] ??= at;
+    const deletion: Deletion = { at, deleteType, deleteAfterQuery: afterQuery, deleted: !failReason, ...(failReason ? { failReason } : {}) };
+    transaction.deletions.push(deletion);
+    return deletion;
   }
 
   clear(): void {

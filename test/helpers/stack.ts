@@ -109,6 +109,11 @@ export interface StackOptions {
    * service then allows the simulator's origin for CORS and returnUrl (unless `env` says otherwise).
    */
   demo?: boolean;
+  /**
+   * The simulator checks each CallbackUrl at Initialize (`GET`, needs a 2xx), as Alibaba does.
+   * Off by default for now: the service answers a bare `GET /kyc/callback` with 400.
+   */
+  simProbe?: boolean;
 }
 
 /**
@@ -124,6 +129,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     accessKeys: { [SIM_KEY_ID]: SIM_KEY_SECRET },
     qps: opts.simQps ?? 0,
     latencyMs: opts.simLatencyMs ?? 0,
+    probeCallbackUrl: opts.simProbe ?? false,
     ...(demoPort ? { demo: { jwtSecret: TEST_JWT_SECRET, serviceUrl: `http://127.0.0.1:${demoPort}` } } : {}),
   });
   const simUrl = await sim.listen(0, '127.0.0.1');
@@ -177,7 +183,7 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   }
 }
 
-/** A MetaInfo as the Alibaba web SDK's getMetaInfo() returns it. */
+/** A MetaInfo shaped like the Alibaba app/H5 SDKs' getMetaInfo() (zimVer, deviceType "h5", …). */
 export const META_INFO = JSON.stringify({
   apdidToken: '',
   appName: 'https://shop.example',
@@ -186,4 +192,11 @@ export const META_INFO = JSON.stringify({
   deviceType: 'h5',
   osVersion: 'iOS 17.0',
   zimVer: '3.0.0',
+});
+
+/** A MetaInfo as the Alibaba web SDK's getMetaInfo() returns it (Alibaba's example shape). */
+export const WEB_META_INFO = JSON.stringify({
+  bioMetaInfo: '4.1.0:2916352,0',
+  deviceType: 'web',
+  ua: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36',
 });

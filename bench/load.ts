@@ -323,8 +323,6 @@ async function main() {
         SIMULATOR_ACCESS_KEY_SECRET: SIM_KEY.secret,
         SIMULATOR_QPS: String(N),
         SIMULATOR_LATENCY_MS: String(UPSTREAM_LATENCY_MS),
-        // No CallbackUrl check: the service answers a bare GET /kyc/callback with 400 (for now).
-        SIMULATOR_PROBE_CALLBACK: 'false',
         LOG_LEVEL: 'warn',
       }, `${SIM}/__sim/health`),
     );

@@ -17,7 +17,7 @@ after(async () => {
 test('SIGTERM under load: in-flight requests finish, new ones are refused, nothing is dropped', async (t) => {
   // Alibaba answers in 300 ms, so requests are in flight when the signal comes.
   // No CallbackUrl check: the service answers a bare GET /kyc/callback with 400 (for now).
-  const upstream = await buildSimulator({ accessKeys: { [SIM_KEY_ID]: SIM_KEY_SECRET }, qps: 0, latencyMs: 300, probeCallbackUrl: false });
+  const upstream = await buildSimulator({ accessKeys: { [SIM_KEY_ID]: SIM_KEY_SECRET }, qps: 0, latencyMs: 300 });
   sim = upstream;
   const simUrl = await upstream.listen(0, '127.0.0.1');
   const port = await freePort();

@@ -110,10 +110,12 @@ export interface StackOptions {
    */
   demo?: boolean;
   /**
-   * The simulator checks each CallbackUrl at Initialize (`GET`, needs a 2xx), as Alibaba does.
-   * Off by default for now: the service answers a bare `GET /kyc/callback` with 400.
+   * The simulator checks each CallbackUrl at Initialize (`GET`, needs a 2xx), as Alibaba does (the
+   * default). Off for a test whose PUBLIC_BASE_URL points where nothing answers.
    */
   simProbe?: boolean;
+  /** How the simulator spells its callbacks' fields (Alibaba's material uses each). Default camel. */
+  simCallbackSpelling?: 'camel' | 'pascal' | 'docs';
 }
 
 /**
@@ -129,7 +131,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     accessKeys: { [SIM_KEY_ID]: SIM_KEY_SECRET },
     qps: opts.simQps ?? 0,
     latencyMs: opts.simLatencyMs ?? 0,
-    probeCallbackUrl: opts.simProbe ?? false,
+    probeCallbackUrl: opts.simProbe ?? true,
+    ...(opts.simCallbackSpelling ? { callbackSpelling: opts.simCallbackSpelling } : {}),
     ...(demoPort ? { demo: { jwtSecret: TEST_JWT_SECRET, serviceUrl: `http://127.0.0.1:${demoPort}` } } : {}),
   });
   const simUrl = await sim.listen(0, '127.0.0.1');

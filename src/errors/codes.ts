@@ -10,7 +10,7 @@ export const ERROR_CODES = {
   INVALID_JSON: { status: 400, meaning: 'The body is not valid JSON (or is empty).' },
   BAD_REQUEST: { status: 400, meaning: 'A malformed HTTP request (e.g. a malformed URL or a wrong Content-Length).' },
   DOC_TYPE_NOT_ALLOWED: { status: 400, meaning: 'The `docType` is not in `KYC_DOC_TYPES`.' },
-  RETURN_URL_NOT_ALLOWED: { status: 400, meaning: "The `returnUrl`'s origin is not in `KYC_RETURN_URL_ORIGINS`." },
+  RETURN_URL_NOT_ALLOWED: { status: 400, meaning: "The `returnUrl`'s origin is not in `KYC_RETURN_URL_ORIGINS`, it has user info (`@`) or a backslash or percent-escape where other parsers could read another host, or it is not https (in production)." },
   INVALID_META_INFO: { status: 400, meaning: 'Alibaba refused the MetaInfo: collect it again with the client SDK.' },
   UNAUTHENTICATED: { status: 401, meaning: 'No `Authorization: Bearer` token.' },
   INVALID_TOKEN: { status: 401, meaning: 'The bearer token was rejected (a caller JWT: signature, expiry, issuer, audience; or not `METRICS_TOKEN`).' },

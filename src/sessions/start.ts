@@ -9,6 +9,7 @@ import { HttpError } from '../errors/http-error.js';
 import type { StartBody } from '../routes/kyc/schemas.js';
 import type { CallbackTokens } from './callback-token.js';
 import type { Session, SessionRepository } from './repository.js';
+import { allowedReturnUrl } from './return-url.js';
 import { publicStatus, TRANSACTION_TTL_MS } from './status.js';
 
 export interface StartDeps {
@@ -53,9 +54,7 @@ export async function startSession(
   if (!config.KYC_DOC_TYPES.includes(docType)) {
     throw new HttpError(400, 'DOC_TYPE_NOT_ALLOWED', `docType ${docType} is not accepted by this merchant`);
   }
-  if (body.returnUrl && !config.KYC_RETURN_URL_ORIGINS.includes(new URL(body.returnUrl).origin)) {
-    throw new HttpError(400, 'RETURN_URL_NOT_ALLOWED', 'returnUrl must point at an allowed origin');
-  }
+  const returnUrl = body.returnUrl === undefined ? undefined : allowedReturnUrl(config, body.returnUrl);
 
   const merchantBizId = body.merchantBizId ?? randomUUID().replaceAll('-', '');
   // Under overload most starts cannot get a slot: refuse those before the database sees them
@@ -97,7 +96,7 @@ export async function startSession(
     MerchantUserId: userRef,
     MetaInfo: body.metaInfo,
     DocType: docType,
-    ReturnUrl: body.returnUrl,
+    ReturnUrl: returnUrl,
     SceneCode: body.sceneCode,
     LanguageConfig: body.languageConfig,
     StyleConfig: body.styleConfig,

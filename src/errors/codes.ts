@@ -28,7 +28,7 @@ export const ERROR_CODES = {
   REQUEST_TIMEOUT: { status: 408, meaning: 'The request did not arrive whole within the server\'s request timeout; the connection is closed.' },
   BODY_TOO_LARGE: { status: 413, meaning: 'The body exceeds 64 KB.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'No parser for the body\'s Content-Type (send `application/json`).' },
-  RATE_LIMITED: { status: 429, meaning: 'Too many requests from this user or IP (with `Retry-After`).' },
+  RATE_LIMITED: { status: 429, meaning: 'Too many requests from this user or IP, or too many failed authentications from this IP (with `Retry-After`).' },
   QPS_BUDGET_EXHAUSTED: { status: 429, meaning: "No slot of the account's QPS budget within `CLOUDAUTH_BUDGET_WAIT_MS` (with `Retry-After`)." },
   HEADERS_TOO_LARGE: { status: 431, meaning: 'The request line and headers exceed 16 KB (Node\'s limit), e.g. a very long URL; the connection is closed.' },
   INTERNAL_ERROR: { status: 500, meaning: 'A bug or an unavailable dependency; details only in the log.' },
@@ -61,8 +61,8 @@ export const ERROR_GROUPS = {
   validation: ['VALIDATION_ERROR'],
   /** Routes that read a JSON body (the framework's body parser). */
   body: ['INVALID_JSON', 'BAD_REQUEST', 'BODY_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE'],
-  /** app.authenticate (caller JWT). */
-  auth: ['UNAUTHENTICATED', 'INVALID_TOKEN'],
+  /** app.authenticate (caller JWT); RATE_LIMITED beyond the address's failed authentications. */
+  auth: ['UNAUTHENTICATED', 'INVALID_TOKEN', 'RATE_LIMITED'],
   /** app.limits.* */
   rateLimit: ['RATE_LIMITED'],
   /** app.budget via app.cloudauth. */

@@ -68,6 +68,10 @@ export function testConfig(overrides: Record<string, string | undefined> = {}): 
     RATE_LIMIT_PER_IP: '100000',
     RATE_LIMIT_PER_USER: '100000',
     RATE_LIMIT_CALLBACK_PER_IP: '100000',
+    RATE_LIMIT_AUTH_FAILURES_PER_IP: '100000',
+    RATE_LIMIT_STATUS_PER_USER: '100000',
+    RATE_LIMIT_INTERNAL_PER_IP: '100000',
+    RATE_LIMIT_INTERNAL_KEY_FAILURES_PER_IP: '100000',
     // A job queue of its own per app (dropped on close), polled often, retried quickly.
     JOBS_SCHEMA: `jobs_${randomId()}`.toLowerCase(),
     JOBS_POLL_INTERVAL_S: '0.5',

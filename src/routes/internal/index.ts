@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ERROR_GROUPS as E } from '../../errors/codes.js';
@@ -6,8 +5,6 @@ import { errorResponses } from '../../errors/schema.js';
 import { HttpError } from '../../errors/http-error.js';
 import { publicStatus, PUBLIC_STATUSES } from '../../sessions/status.js';
 import { sessionParamsSchema } from '../kyc/schemas.js';
-
-const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
 const detailsSchema = z
   .object({
@@ -48,13 +45,8 @@ const parseExt = (text: unknown) => {
 
 /** The merchant's back office: full session data, including decrypted details. API key in `x-api-key`. */
 const internalRoutes: FastifyPluginAsyncZod = async (app) => {
-  const expected = digest(app.config.INTERNAL_API_KEY ?? '');
-  app.addHook('onRequest', async (request) => {
-    const presented = request.headers['x-api-key'];
-    if (typeof presented !== 'string' || !timingSafeEqual(digest(presented), expected)) {
-      throw new HttpError(401, 'INVALID_API_KEY', 'x-api-key is missing or wrong');
-    }
-  });
+  app.addHook('onRequest', app.limits.internalByIp);
+  app.addHook('onRequest', app.authenticateApiKey);
 
   app.get(
     '/kyc/sessions/:merchantBizId',
@@ -64,7 +56,7 @@ const internalRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ['internal'],
         security: [{ apiKey: [] }],
         params: sessionParamsSchema,
-        response: { 200: internalSessionSchema, ...errorResponses(E.overload, E.validation, 'INVALID_API_KEY', 'SESSION_NOT_FOUND') },
+        response: { 200: internalSessionSchema, ...errorResponses(E.overload, E.validation, E.rateLimit, 'INVALID_API_KEY', 'SESSION_NOT_FOUND') },
       },
     },
     async (request) => {

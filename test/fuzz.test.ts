@@ -38,6 +38,10 @@ import {
   protoPayload,
   queryString,
   randomHeaders,
+  requestIdValue,
+  returnUrlCase,
+  returnUrlOf,
+  rfc3986Host,
   type SeededSession,
   sessionCase,
   sessionUrl,
@@ -64,9 +68,11 @@ const NUM_RUNS = {
   startContentTypes: runs(500),
   startNonJson: runs(600),
   startBoundarySizes: runs(300),
+  startReturnUrl: runs(600),
   callback: runs(3500),
   callbackOverHttp: runs(1500),
   sessions: runs(2500),
+  requestIds: runs(500),
 };
 const PLANNED = Object.values(NUM_RUNS).reduce((a, b) => a + b, 0);
 const MIN_TOTAL = 10_000;
@@ -244,6 +250,41 @@ describe('fuzz: POST /kyc/start', () => {
   });
 });
 
+describe('fuzz: returnUrl', () => {
+  test(`user info, backslashes, escapes, odd schemes, separators, hosts and ports (${NUM_RUNS.startReturnUrl} runs): accepted only on the allowed origin, forwarded as its href, whose host an RFC 3986 parser reads alike`, async () => {
+    let accepted = 0;
+    await check(
+      fc.asyncProperty(returnUrlCase, async (c) => {
+        const raw = returnUrlOf(c);
+        const res = await startRequest(
+          { payload: JSON.stringify({ metaInfo: META_INFO, returnUrl: raw }), contentType: 'application/json' },
+          `Bearer ${tokens[0]}`,
+        );
+        const what = `${JSON.stringify(raw.slice(0, 200))} → ${res.statusCode} ${res.body.slice(0, 200)}`;
+        if (res.statusCode === 201) {
+          accepted++;
+          const { transactionId } = res.json<{ transactionId: string }>();
+          const tx = (await (await fetch(`${stack.simUrl}/__sim/transactions/${transactionId}`)).json()) as { params: Record<string, string> };
+          const forwarded = tx.params.ReturnUrl!;
+          assert.equal(forwarded, new URL(raw).href, what);
+          assert.equal(new URL(forwarded).origin, 'https://shop.example', what);
+          assert.equal(rfc3986Host(forwarded), 'shop.example', `${what}: forwarded ${forwarded}`);
+          // What was accepted had nothing for another parser to read differently.
+          assert.ok(!raw.includes('\\'), what);
+          assert.ok(!/[@%\s]/.test(/^https?:\/\/([^/?#]*)/i.exec(raw)?.[1] ?? '@'), what);
+        } else {
+          assert.equal(res.statusCode, 400, what);
+          assert.ok(['RETURN_URL_NOT_ALLOWED', 'VALIDATION_ERROR'].includes(res.json<{ code: string }>().code), what);
+        }
+        // Not a policy that refuses everything: a plain URL on the allowed origin is accepted.
+        if (raw.length <= 2048 && /^https:\/\/shop\.example(:443)?(\/[A-Za-z0-9/_-]*)?$/i.test(raw)) assert.equal(res.statusCode, 201, what);
+      }),
+      fcParams(NUM_RUNS.startReturnUrl),
+    );
+    assert.ok(accepted >= NUM_RUNS.startReturnUrl / 20, `only ${accepted} returnUrls were accepted`);
+  });
+});
+
 describe('fuzz: GET /kyc/callback', () => {
   test(`query strings: seeded transactions with real, wrong and altered tokens, duplicates, nasty values, 100 KB tokens (${NUM_RUNS.callback} runs)`, async () => {
     await check(
@@ -343,6 +384,29 @@ describe('fuzz: GET /kyc/sessions/:merchantBizId', () => {
         }
       }),
       fcParams(NUM_RUNS.sessions),
+    );
+  });
+});
+
+describe('fuzz: x-request-id', () => {
+  test(`used only when it is 1-64 of A-Z a-z 0-9 . _ -, otherwise replaced by a new UUID, on every route (${NUM_RUNS.requestIds} runs)`, async () => {
+    const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+    const routes: Array<[Route, string, string]> = [
+      ['other', 'GET', '/healthz'],
+      ['sessions', 'GET', '/kyc/sessions/abc'],
+      ['callback', 'GET', '/kyc/callback?transactionId=x'],
+      ['start', 'POST', '/kyc/start'],
+      ['other', 'GET', '/no/such/route'],
+    ];
+    await check(
+      fc.asyncProperty(requestIdValue, fc.integer({ min: 0, max: routes.length - 1 }), async (id, r) => {
+        const [route, method, url] = routes[r]!;
+        const res = await send(route, { method, url, headers: { 'x-request-id': id, authorization: `Bearer ${tokens[1]}` } });
+        const echoed = String(res.headers['x-request-id']);
+        if (/^[A-Za-z0-9._-]{1,64}$/.test(id)) assert.equal(echoed, id);
+        else assert.match(echoed, UUID, `${JSON.stringify(id)} → ${echoed}`);
+      }),
+      fcParams(NUM_RUNS.requestIds),
     );
   });
 });

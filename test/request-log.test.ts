@@ -32,10 +32,10 @@ describe('one log line per request', () => {
   test('start: request id from x-request-id (echoed), route, status, duration, merchantBizId, upstream RequestId', async () => {
     const token = await signToken(randomId('user-'));
     const merchantBizId = randomId('rl');
-    const res = await ctx.api.start(token, { metaInfo: META_INFO, merchantBizId }, { 'x-request-id': 'trace-4bf92f35_00f067aa:1' });
+    const res = await ctx.api.start(token, { metaInfo: META_INFO, merchantBizId }, { 'x-request-id': 'trace-4bf92f35_00f067aa.1' });
     assert.equal(res.status, 201);
-    assert.equal(res.headers.get('x-request-id'), 'trace-4bf92f35_00f067aa:1');
-    const line = await completionOf('trace-4bf92f35_00f067aa:1');
+    assert.equal(res.headers.get('x-request-id'), 'trace-4bf92f35_00f067aa.1');
+    const line = await completionOf('trace-4bf92f35_00f067aa.1');
     const row = await rowsOf(ctx.stack.app).session(merchantBizId);
     assert.ok(row.upstreamRequestId);
     assert.equal(line.msg, 'request completed');
@@ -67,7 +67,7 @@ describe('one log line per request', () => {
   });
 
   test('a request id that is not sane is replaced by a new one (and that one is echoed)', async () => {
-    for (const bad of ['has space', 'x'.repeat(129), '<script>', 'ünïcode', '']) {
+    for (const bad of ['has space', 'x'.repeat(65), 'a:b', 'a/b', 'a=b+c', '<script>', 'ünïcode', '']) {
       const res = await fetch(`${ctx.stack.appUrl}/healthz`, { headers: { 'x-request-id': bad } });
       const id = res.headers.get('x-request-id') ?? '';
       assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, `for ${JSON.stringify(bad.slice(0, 20))}`);

@@ -326,9 +326,11 @@ describe('security headers (helmet) on API responses', () => {
 // -------------------------------------------------------------------------------------------------
 
 describe('inbound limits', () => {
-  test('the start limit counts every request, even invalid ones; the callback limit guards only what reaches storage', async () => {
+  test('the start limit counts every authenticated request, even invalid ones; the callback limit guards only what reaches storage', async () => {
     const { app } = await injectOnlyApp({ RATE_LIMIT_PER_IP: '3', RATE_LIMIT_CALLBACK_PER_IP: '3' });
-    const start = () => app.inject({ method: 'POST', url: '/kyc/start', headers: { 'content-type': 'application/json' }, payload: '{"nope":1}' });
+    const jwt = await signToken(randomId('user-'));
+    const start = () =>
+      app.inject({ method: 'POST', url: '/kyc/start', headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' }, payload: '{"nope":1}' });
     const invalidCallback = () => app.inject({ method: 'GET', url: '/kyc/callback?transactionId=x' });
     const genuineCallback = () =>
       app.inject({ method: 'GET', url: `/kyc/callback?${qs({ transactionId: 'hksbnone', passed: 'Y', callbackToken: app.callbackTokens.issue().token })}` });

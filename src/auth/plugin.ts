@@ -1,5 +1,6 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import fp from 'fastify-plugin';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError } from '../errors/http-error.js';
 import { AuthError, createJwtVerifier } from './jwt.js';
 import { userRef } from './user-ref.js';
@@ -13,34 +14,68 @@ export interface AuthenticatedUser {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** preHandler for routes that need a caller: verifies `Authorization: Bearer <JWT>`. */
-    authenticate: (request: FastifyRequest) => Promise<void>;
+    /**
+     * Hook for routes that need a caller: verifies `Authorization: Bearer <JWT>`. A failure counts
+     * in its address's failure limit (app.limits.authFailuresByIp): 401, or 429 beyond the limit.
+     */
+    authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+    /** Hook for /internal/*: checks `x-api-key` against INTERNAL_API_KEY (app.limits.apiKeyFailuresByIp). */
+    authenticateApiKey: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   }
   interface FastifyRequest {
     user: AuthenticatedUser | null;
   }
 }
 
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
 export default fp(
   async (app) => {
     const verify = createJwtVerifier(app.config);
     app.decorateRequest('user', null);
-    app.decorate('authenticate', async (request: FastifyRequest) => {
+
+    /** The caller, or the 401 that refuses it. */
+    const callerOf = (request: FastifyRequest): AuthenticatedUser | HttpError => {
       const header = request.headers.authorization;
       const match = typeof header === 'string' ? /^Bearer ([A-Za-z0-9_\-.]{1,8192})$/.exec(header) : null;
       if (!match?.[1]) {
-        throw new HttpError(401, 'UNAUTHENTICATED', 'Authorization: Bearer <JWT> is required', { 'www-authenticate': 'Bearer' });
+        return new HttpError(401, 'UNAUTHENTICATED', 'Authorization: Bearer <JWT> is required', { 'www-authenticate': 'Bearer' });
       }
       try {
-        const caller = verify(match[1]);
-        request.user = { ref: userRef(app.config.USER_ID_HASH_SECRET, caller.sub), sub: caller.sub };
+        const { sub } = verify(match[1]);
+        return { ref: userRef(app.config.USER_ID_HASH_SECRET, sub), sub };
       } catch (err) {
         const reason = err instanceof AuthError ? err.message : 'invalid token';
-        throw new HttpError(401, 'INVALID_TOKEN', `The bearer token was rejected: ${reason}`, {
+        return new HttpError(401, 'INVALID_TOKEN', `The bearer token was rejected: ${reason}`, {
           'www-authenticate': 'Bearer error="invalid_token"',
         });
       }
+    };
+
+    app.decorate('authenticate', async (request: FastifyRequest, reply: FastifyReply) => {
+      const caller = callerOf(request);
+      if (!(caller instanceof HttpError)) {
+        request.user = caller;
+        return;
+      }
+      // Only failures are counted, and only failures are refused beyond the limit: a flood of bad
+      // tokens cannot lock out the valid callers behind the same address (a NAT). There is no
+      // guard before the check, because a JWT's signature cannot be guessed.
+      await app.limits.authFailuresByIp.count(request, reply);
+      throw caller;
+    });
+
+    const expectedKey = app.config.INTERNAL_API_KEY === undefined ? undefined : digest(app.config.INTERNAL_API_KEY);
+    app.decorate('authenticateApiKey', async (request: FastifyRequest, reply: FastifyReply) => {
+      // A key can be guessed: an address that used up its wrong keys is refused before its key is
+      // compared, whatever the key, so no guess beyond the limit is ever tried.
+      await app.limits.apiKeyFailuresByIp.guard(request, reply);
+      const presented = request.headers['x-api-key'];
+      if (typeof presented === 'string' && expectedKey && timingSafeEqual(digest(presented), expectedKey)) return;
+      // A missing key is no guess: it is counted only by the address's request limit.
+      if (typeof presented === 'string') await app.limits.apiKeyFailuresByIp.count(request, reply);
+      throw new HttpError(401, 'INVALID_API_KEY', 'x-api-key is missing or wrong');
     });
   },
-  { name: 'auth', dependencies: ['config'] },
+  { name: 'auth', dependencies: ['config', 'limits'] },
 );

@@ -145,10 +145,26 @@ function withoutUndefined(query: object): Record<string, string> {
   return Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined)) as Record<string, string>;
 }
 
-/** Alibaba's own Message (from the JSON body) names the offending parameter, never its value. */
+/** What stands in the log for a removed URL, query or parameter value. */
+const REMOVED = '[removed]';
+
+/**
+ * Alibaba's own Message (from the JSON body), for the log. It usually names the offending
+ * parameter only, but nothing promises that it never quotes our request, whose values are
+ * personal (MetaInfo, MerchantUserId) or secret (CallbackToken, CallbackUrl's query): URLs,
+ * query strings and `name=value` pairs are removed before it is logged (parameter names stay, so
+ * a MetaInfo refusal is still recognized). Removed first, then shortened, so that a cut cannot
+ * leave half a URL behind.
+ */
 function upstreamMessage(message: unknown): { upstreamMessage?: string } {
   const m = str(message);
-  return m ? { upstreamMessage: m.slice(0, 200) } : {};
+  if (!m) return {};
+  const stripped = m
+    .replace(/[a-z][a-z0-9+.-]*:\/\/\S*/gi, REMOVED) // scheme://… up to the next space
+    .replace(/(^|[\s("'=])\/\/\S+/g, `$1${REMOVED}`) // protocol-relative //host/…
+    .replace(/\?\S+/g, REMOVED) // ?query
+    .replace(/([A-Za-z_][\w.-]*)=[^\s&]*/g, `$1=${REMOVED}`); // name=value (each of a=b&c=d)
+  return { upstreamMessage: stripped.slice(0, 200) };
 }
 
 function failureOfCode(code: string, httpStatus: number | undefined): UpstreamFailure {

@@ -100,8 +100,12 @@ export const envSchema = z.object({
       .describe('fixed-window is the naive INCR+EXPIRE baseline, kept only for `npm run bench:budget`: it lets 2N calls through (refused in production).'),
 
     RATE_LIMIT_PER_USER: z.coerce.number().int().min(1).default(20).describe('POST /kyc/start requests per minute per user (JWT sub).'),
-    RATE_LIMIT_PER_IP: z.coerce.number().int().min(1).default(120).describe('POST /kyc/start requests per minute per client IP.'),
+    RATE_LIMIT_PER_IP: z.coerce.number().int().min(1).default(120).describe('POST /kyc/start requests per minute per client IP from authenticated callers (failed authentications count in RATE_LIMIT_AUTH_FAILURES_PER_IP instead).'),
+    RATE_LIMIT_AUTH_FAILURES_PER_IP: z.coerce.number().int().min(1).default(120).describe('Failed caller authentications (no or a rejected Bearer JWT on /kyc/start and /kyc/sessions) per minute per client IP; beyond it those failures get 429, while valid callers from the same IP are still served.'),
+    RATE_LIMIT_STATUS_PER_USER: z.coerce.number().int().min(1).default(300).describe('GET /kyc/sessions/:merchantBizId requests per minute per user (JWT sub); polling once a second uses 60.'),
     RATE_LIMIT_CALLBACK_PER_IP: z.coerce.number().int().min(1).default(1200).describe('GET /kyc/callback requests per minute per IP.'),
+    RATE_LIMIT_INTERNAL_PER_IP: z.coerce.number().int().min(1).default(600).describe('/internal/* requests per minute per client IP (whatever their x-api-key).'),
+    RATE_LIMIT_INTERNAL_KEY_FAILURES_PER_IP: z.coerce.number().int().min(1).default(10).describe('Wrong x-api-key values per minute per client IP on /internal/*; an IP that used them up gets 429 on /internal/* until its minute ends, before its key is even compared.'),
 
     PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).describe('Base URL Alibaba can reach; the callback is PUBLIC_BASE_URL/kyc/callback (https in production).'),
 

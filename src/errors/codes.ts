@@ -10,7 +10,7 @@ export const ERROR_CODES = {
   INVALID_JSON: { status: 400, meaning: 'The body is not valid JSON (or is empty).' },
   BAD_REQUEST: { status: 400, meaning: 'A malformed HTTP request (e.g. a malformed URL or a wrong Content-Length).' },
   DOC_TYPE_NOT_ALLOWED: { status: 400, meaning: 'The `docType` is not in `KYC_DOC_TYPES`.' },
-  RETURN_URL_NOT_ALLOWED: { status: 400, meaning: "The `returnUrl`'s origin is not in `KYC_RETURN_URL_ORIGINS`." },
+  RETURN_URL_NOT_ALLOWED: { status: 400, meaning: "The `returnUrl`'s origin is not in `KYC_RETURN_URL_ORIGINS`, it has user info (`@`) or a backslash or percent-escape where other parsers could read another host, or it is not https (in production)." },
   INVALID_META_INFO: { status: 400, meaning: 'Alibaba refused the MetaInfo: collect it again with the client SDK.' },
   UNAUTHENTICATED: { status: 401, meaning: 'No `Authorization: Bearer` token.' },
   INVALID_TOKEN: { status: 401, meaning: 'The bearer token was rejected (a caller JWT: signature, expiry, issuer, audience; or not `METRICS_TOKEN`).' },
@@ -27,7 +27,7 @@ export const ERROR_CODES = {
   REQUEST_TIMEOUT: { status: 408, meaning: 'The request did not arrive whole within the server\'s request timeout; the connection is closed.' },
   BODY_TOO_LARGE: { status: 413, meaning: 'The body exceeds 64 KB.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'No parser for the body\'s Content-Type (send `application/json`).' },
-  RATE_LIMITED: { status: 429, meaning: 'Too many requests from this user or IP (with `Retry-After`).' },
+  RATE_LIMITED: { status: 429, meaning: 'Too many requests from this user or IP, or too many failed authentications from this IP (with `Retry-After`).' },
   ATTEMPTS_EXHAUSTED: { status: 429, meaning: 'The session used `KYC_MAX_TRANSACTIONS_PER_SESSION` transactions (no `Retry-After`: start a new one), or the user `KYC_MAX_STARTS_PER_USER_PER_DAY` in 24 hours (with `Retry-After`).' },
   QPS_BUDGET_EXHAUSTED: { status: 429, meaning: "No slot of the account's QPS budget within `CLOUDAUTH_BUDGET_WAIT_MS` (with `Retry-After`)." },
   HEADERS_TOO_LARGE: { status: 431, meaning: 'The request line and headers exceed 16 KB (Node\'s limit), e.g. a very long URL; the connection is closed.' },
@@ -61,8 +61,8 @@ export const ERROR_GROUPS = {
   validation: ['VALIDATION_ERROR'],
   /** Routes that read a JSON body (the framework's body parser). */
   body: ['INVALID_JSON', 'BAD_REQUEST', 'BODY_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE'],
-  /** app.authenticate (caller JWT). */
-  auth: ['UNAUTHENTICATED', 'INVALID_TOKEN'],
+  /** app.authenticate (caller JWT); RATE_LIMITED beyond the address's failed authentications. */
+  auth: ['UNAUTHENTICATED', 'INVALID_TOKEN', 'RATE_LIMITED'],
   /** app.limits.* */
   rateLimit: ['RATE_LIMITED'],
   /** app.budget via app.cloudauth. */

@@ -5,8 +5,12 @@ import type { Logger } from 'pino';
 
 /** The header a caller (or a proxy) may send a request id in; the id is echoed back in it. */
 export const REQUEST_ID_HEADER = 'x-request-id';
-/** An incoming request id is kept only when it looks like one (UUIDs, trace ids, base64). */
-const SANE_REQUEST_ID = /^[A-Za-z0-9._:=+/-]{1,128}$/;
+/**
+ * An incoming request id is kept only when it is a plain token (UUIDs, hex trace ids, base64url):
+ * it is echoed in a header and written in every log line of the request, so nothing a log viewer,
+ * a shell or a path could read as syntax (`/`, `:`, `=`, `+`, spaces), and nothing long.
+ */
+const SANE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 const SANE_MERCHANT_BIZ_ID = /^[A-Za-z0-9]{1,32}$/;
 
 /** Fastify's genReqId: the caller's x-request-id when it is sane, else a new UUID. */

@@ -2,13 +2,45 @@ import type { Config } from '../config/schema.js';
 import { HttpError } from '../errors/http-error.js';
 
 /**
- * The returnUrl to forward to Alibaba, or a 400 RETURN_URL_NOT_ALLOWED: it must point at an allowed
- * origin (KYC_RETURN_URL_ORIGINS).
+ * Where a returnUrl may send the user. It is checked with the WHATWG parser (Node's URL) but
+ * followed by others (Alibaba's servers, browsers, the merchant's own code), and URL parsers
+ * disagree about the host of some inputs: `https://shop.example\@evil.com` is shop.example to
+ * WHATWG (a `\` ends the host) and evil.com to Java's and Python's parsers (`@` ends the user
+ * info). So only forms every parser reads alike are accepted, and what is forwarded is WHATWG's
+ * own serialization (`href`), never the caller's text.
+ *
+ * Refused, with 400 RETURN_URL_NOT_ALLOWED:
+ * - anything but `http(s)://` then the host (`https:shop.example`, `https:/x` and `https:\\x` are
+ *   hosts only to WHATWG);
+ * - user info of any kind (`user@`, `:pass@`, an empty `@`): its only use in a return address is
+ *   to make a URL look like it goes somewhere else;
+ * - a backslash anywhere, and a percent-escape in the authority (`%5C`, `%40`, `%2F`…): a parser
+ *   that decodes before it splits reads `shop.example%5C%40evil.com` as `shop.example\@evil.com`,
+ *   and WHATWG decodes escapes in hosts that others keep (`sh%6Fp.example` is shop.example);
+ * - an origin not in KYC_RETURN_URL_ORIGINS;
+ * - plain http when NODE_ENV=production.
  */
-export function allowedReturnUrl(config: Pick<Config, 'KYC_RETURN_URL_ORIGINS'>, raw: string): string {
-  const url = new URL(raw);
-  if (!config.KYC_RETURN_URL_ORIGINS.includes(url.origin)) {
-    throw new HttpError(400, 'RETURN_URL_NOT_ALLOWED', 'returnUrl must point at an allowed origin');
+export function allowedReturnUrl(config: Pick<Config, 'NODE_ENV' | 'KYC_RETURN_URL_ORIGINS'>, raw: string): string {
+  const refuse = (why: string) => new HttpError(400, 'RETURN_URL_NOT_ALLOWED', `returnUrl ${why}`);
+  if (raw.includes('\\')) throw refuse('must not contain a backslash');
+  const authority = /^https?:\/\/([^/?#]*)/i.exec(raw)?.[1];
+  if (!authority) throw refuse('must be an absolute http(s) URL: http(s)://host/…');
+  if (authority.includes('@')) throw refuse('must not contain user info (@)');
+  if (authority.includes('%')) throw refuse('must not contain percent-escapes in its host or port');
+  // Spaces and control characters: WHATWG drops tabs and newlines anywhere (`shop.exa\tmple`
+  // is shop.example) and refuses the others in a host; other parsers do neither.
+  if (/[\u0000-\u0020\u007f]/.test(authority)) throw refuse('must not contain spaces or control characters in its host');
+
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw refuse('must be an absolute http(s) URL');
   }
-  return raw;
+  // Unreachable after the checks above (WHATWG finds user info only after an '@'); kept so that
+  // the rule does not rest on the text checks alone.
+  if (url.username || url.password) throw refuse('must not contain user info (@)');
+  if (config.NODE_ENV === 'production' && url.protocol !== 'https:') throw refuse('must be https');
+  if (!config.KYC_RETURN_URL_ORIGINS.includes(url.origin)) throw refuse('must point at an allowed origin');
+  return url.href;
 }

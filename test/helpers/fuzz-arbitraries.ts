@@ -731,3 +731,92 @@ export function sessionUrl(c: SessionCase): string {
   const q = queryString(c.query);
   return q ? `${path}?${q}` : path;
 }
+
+// ---------------------------------------------------------------------------------------------
+// returnUrl: forms URL parsers disagree about, assembled from parts
+
+export interface ReturnUrlCase {
+  scheme: string;
+  separator: string;
+  userinfo: string;
+  host: string;
+  port: string;
+  tail: string;
+  /** A nasty character spliced in at `at` (modulo the length), or none. */
+  splice: { ch: string; at: number } | null;
+}
+
+export const returnUrlCase: fc.Arbitrary<ReturnUrlCase> = fc.record({
+  scheme: fc.oneof({ weight: 10, arbitrary: fc.constant('https') }, { weight: 1, arbitrary: fc.constantFrom('http', 'HTTPS', 'hTTps', 'ftp', 'javascript') }),
+  separator: fc.oneof({ weight: 8, arbitrary: fc.constant('://') }, { weight: 1, arbitrary: fc.constantFrom(':', ':/', ':\\\\', ':/\\', '://\\', ':///', ' ://') }),
+  userinfo: fc.oneof(
+    { weight: 6, arbitrary: fc.constant('') },
+    {
+      weight: 3,
+      arbitrary: fc.constantFrom(
+        '@', ':@', 'user@', ':pass@', 'user:pass@', 'shop.example@', 'evil.example@', 'shop.example%5C@', 'shop.example\\@',
+        'evil.example%40', 'a%40b@', 'user@evil.example@', 'shop.example%2F@', '%00@',
+      ),
+    },
+  ),
+  host: fc.oneof(
+    { weight: 8, arbitrary: fc.constantFrom('shop.example', 'SHOP.Example') },
+    {
+      weight: 4,
+      arbitrary: fc.constantFrom(
+        'evil.example', 'shop.example.evil.example', 'shop.example.', 'sh%6Fp.example', 'shop.example%5C', 'shop.example%5c.evil.example',
+        'shop.example%5C%40evil.example', 'ｓｈｏｐ.example', 'shop.exa\tmple', 'shop.example ', '', '[::1]', '127.0.0.1', 'xn--shp-ioa.example',
+        'shop.example\\', 'shop.example\\@evil.example',
+      ),
+    },
+  ),
+  port: fc.oneof({ weight: 6, arbitrary: fc.constant('') }, { weight: 1, arbitrary: fc.constantFrom(':443', ':0443', ':8443', ':', ':%34%34%33', ':443@evil.example') }),
+  tail: fc.oneof(
+    { weight: 4, arbitrary: fc.constantFrom('', '/', '/done', '/kyc/done?order=1#top') },
+    {
+      weight: 4,
+      arbitrary: fc.constantFrom(
+        '\\@evil.example', '\\evil.example', '/@evil.example', '/\\evil.example', '//evil.example', '?next=https://evil.example',
+        '#@evil.example', '%5C@evil.example', '%40evil.example', '/a b', '/%2e%2e/', '/a%5Cb', '?a=b@c', '/d\none', '/\u0000',
+        '/\ud800', `/${'a'.repeat(2100)}`,
+      ),
+    },
+  ),
+  splice: fc.oneof({ weight: 5, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.record({ ch: nastyChar, at: fc.nat() }) }),
+});
+
+export function returnUrlOf(c: ReturnUrlCase): string {
+  const url = `${c.scheme}${c.separator}${c.userinfo}${c.host}${c.port}${c.tail}`;
+  if (!c.splice) return url;
+  const at = c.splice.at % (url.length + 1);
+  return url.slice(0, at) + c.splice.ch + url.slice(at);
+}
+
+/**
+ * The host an RFC 3986 parser that does not know WHATWG's rules (Java's URI, Python's urlsplit)
+ * reads: the authority runs from `//` to the first `/`, `?` or `#`, user info up to its last `@`,
+ * a port after the last `:`. undefined when there is no authority.
+ */
+export function rfc3986Host(url: string): string | undefined {
+  const authority = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/.exec(url)?.[1];
+  if (authority === undefined) return undefined;
+  const hostPort = authority.slice(authority.lastIndexOf('@') + 1);
+  const host = hostPort.startsWith('[') ? hostPort.slice(0, hostPort.indexOf(']') + 1) : hostPort.replace(/:[^:]*$/, '');
+  return host.toLowerCase();
+}
+
+// ---------------------------------------------------------------------------------------------
+// x-request-id values
+
+export const requestIdValue: fc.Arbitrary<string> = fc.oneof(
+  { weight: 3, arbitrary: fc.stringMatching(/^[A-Za-z0-9._-]{1,64}$/) },
+  { weight: 1, arbitrary: fc.stringMatching(/^[A-Za-z0-9._-]{65,90}$/) },
+  { weight: 2, arbitrary: fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 70 }) },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      'a:b', 'a/b', 'a=b', 'a+b', 'a b', 'a,b', '%41', '..', '../etc/passwd', '${x}', '{{x}}', '<x>', 'a\\b', '"a"', 'é', 'Ａ', '',
+      '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'x'.repeat(64), 'x'.repeat(65),
+    ),
+  },
+);

@@ -68,6 +68,10 @@ export function testConfig(overrides: Record<string, string | undefined> = {}): 
     RATE_LIMIT_PER_IP: '100000',
     RATE_LIMIT_PER_USER: '100000',
     RATE_LIMIT_CALLBACK_PER_IP: '100000',
+    RATE_LIMIT_AUTH_FAILURES_PER_IP: '100000',
+    RATE_LIMIT_STATUS_PER_USER: '100000',
+    RATE_LIMIT_INTERNAL_PER_IP: '100000',
+    RATE_LIMIT_INTERNAL_KEY_FAILURES_PER_IP: '100000',
     // Tests reuse a user for many starts; the cap's own tests set it low.
     KYC_MAX_STARTS_PER_USER_PER_DAY: '10000',
     // A job queue of its own per app (dropped on close), polled often, retried quickly.

@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ERROR_GROUPS as E } from '../../errors/codes.js';
@@ -10,7 +9,6 @@ import { publicStatus, PUBLIC_STATUSES } from '../../sessions/status.js';
 import { userIdOf } from '../../sessions/user-id.js';
 import { merchantBizIdSchema } from '../kyc/schemas.js';
 
-const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 /** Sessions one listing answers with at most (one per caller that used the merchantBizId). */
 const LIST_LIMIT = 100;
@@ -74,13 +72,8 @@ const parseExt = (text: unknown) => {
 
 /** The merchant's back office: sessions with the person they belong to, and decrypted details. API key in `x-api-key`. */
 const internalRoutes: FastifyPluginAsyncZod = async (app) => {
-  const expected = digest(app.config.INTERNAL_API_KEY ?? '');
-  app.addHook('onRequest', async (request) => {
-    const presented = request.headers['x-api-key'];
-    if (typeof presented !== 'string' || !timingSafeEqual(digest(presented), expected)) {
-      throw new HttpError(401, 'INVALID_API_KEY', 'x-api-key is missing or wrong');
-    }
-  });
+  app.addHook('onRequest', app.limits.internalByIp);
+  app.addHook('onRequest', app.authenticateApiKey);
 
   const summary = (s: SessionWithTransactions): z.output<typeof sessionSchema> => ({
     id: s.id,
@@ -121,7 +114,7 @@ const internalRoutes: FastifyPluginAsyncZod = async (app) => {
         querystring: z.object({ merchantBizId: merchantBizIdSchema }),
         response: {
           200: z.object({ sessions: z.array(sessionSchema) }).describe('BackOfficeSessionList'),
-          ...errorResponses(E.overload, E.validation, 'INVALID_API_KEY'),
+          ...errorResponses(E.overload, E.validation, E.rateLimit, 'INVALID_API_KEY'),
         },
       },
     },
@@ -136,7 +129,7 @@ const internalRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ['internal'],
         security: [{ apiKey: [] }],
         params: z.object({ id: z.uuid('id must be a session id (a UUID; list sessions by merchantBizId with ?merchantBizId=)') }),
-        response: { 200: sessionWithDetailsSchema, ...errorResponses(E.overload, E.validation, 'INVALID_API_KEY', 'SESSION_NOT_FOUND') },
+        response: { 200: sessionWithDetailsSchema, ...errorResponses(E.overload, E.validation, E.rateLimit, 'INVALID_API_KEY', 'SESSION_NOT_FOUND') },
       },
     },
     async (request) => {

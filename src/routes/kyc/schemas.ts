@@ -66,12 +66,17 @@ export const startBodySchema = z
     ),
     merchantBizId: merchantBizIdSchema.optional(),
     docType: z.enum(DOC_TYPES).optional().describe('Document type (8-digit code); must be allowed by policy.'),
+    // Not z.url(): it checks with the WHATWG parser alone and hands on a trimmed text. The policy
+    // (sessions/return-url.ts) parses the text as sent, refuses what other parsers read another way
+    // with RETURN_URL_NOT_ALLOWED and forwards WHATWG's href; here only its shape is checked.
     returnUrl: z
-      .url({ protocol: /^https?$/, message: 'returnUrl must be an http(s) URL' })
+      .string()
       .max(2048)
+      .regex(/^https?:/i, 'returnUrl must be an http(s) URL')
       .refine((u) => !LONE_SURROGATE.test(u), 'returnUrl must be well-formed Unicode')
+      .meta({ format: 'uri' })
       .optional()
-      .describe('Where the user returns after verification; its origin must be allowed by policy.'),
+      .describe('Where the user returns after verification: on an origin allowed by policy, with no user info (@), backslash or percent-escaped host; https in production. Forwarded in its normalized form.'),
     sceneCode: z
       .string()
       .regex(/^[A-Za-z0-9_]{1,10}$/, 'sceneCode must be 1-10 letters, digits or underscores')

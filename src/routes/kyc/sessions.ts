@@ -10,13 +10,13 @@ const sessionsRoute: FastifyPluginAsyncZod = async (app) => {
   app.get(
     '/sessions/:merchantBizId',
     {
-      preHandler: app.authenticate,
+      preHandler: [app.authenticate, app.limits.statusByUser],
       schema: {
         summary: "Status of one of the caller's verifications",
         tags: ['kyc'],
         security: [{ bearerAuth: [] }],
         params: sessionParamsSchema,
-        response: { 200: sessionResponseSchema, ...errorResponses(E.overload, E.validation, E.auth, 'SESSION_NOT_FOUND') },
+        response: { 200: sessionResponseSchema, ...errorResponses(E.overload, E.validation, E.auth, E.rateLimit, 'SESSION_NOT_FOUND') },
       },
     },
     async (request) => {
@@ -40,7 +40,7 @@ const sessionsRoute: FastifyPluginAsyncZod = async (app) => {
   app.post(
     '/sessions/:merchantBizId/resume',
     {
-      onRequest: [app.limits.startByIp, app.authenticate],
+      onRequest: [app.authenticate, app.limits.startByIp],
       schema: {
         summary: "Resume one of the caller's verifications with a new transaction (calls Alibaba Initialize)",
         description:

@@ -9,8 +9,10 @@ const startRoute: FastifyPluginAsyncZod = async (app) => {
   app.post(
     '/start',
     {
-      // Counted and authenticated before the body is even parsed: rejected requests count too.
-      onRequest: [app.limits.startByIp, app.authenticate],
+      // Authenticated, then counted per address, before the body is even parsed (invalid bodies
+      // count too). Failed authentications count in their own limit (app.authenticate), so bad
+      // tokens cannot use up the starts of the valid callers behind the same address.
+      onRequest: [app.authenticate, app.limits.startByIp],
       schema: {
         summary: 'Start an eKYC verification (calls Alibaba Initialize)',
         description:

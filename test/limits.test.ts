@@ -32,8 +32,8 @@ const sessionRead = (token: string | undefined, merchantBizId: string, ip: strin
   fetch(`${ctx.stack.appUrl}/kyc/sessions/${merchantBizId}`, {
     headers: { ...from(ip), ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
   });
-const internal = (ip: string, key: string | undefined, merchantBizId = 'nosuchsession') =>
-  fetch(`${ctx.stack.appUrl}/internal/kyc/sessions/${merchantBizId}`, { headers: { ...from(ip), ...(key === undefined ? {} : { 'x-api-key': key }) } });
+const internal = (ip: string, key: string | undefined, sessionId = '00000000-0000-4000-8000-000000000000') =>
+  fetch(`${ctx.stack.appUrl}/internal/kyc/sessions/${sessionId}`, { headers: { ...from(ip), ...(key === undefined ? {} : { 'x-api-key': key }) } });
 
 /** Bad caller credentials of every kind: none, garbage, another key's signature, expired. */
 async function badAuthorizations(): Promise<Array<string | undefined>> {

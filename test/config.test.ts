@@ -126,7 +126,7 @@ describe('production refuses an unsafe configuration, naming the variable', () =
     ['a published AUTH_JWT_SECRET (.env.example)', { AUTH_JWT_SECRET: 'dev-only-jwt-secret-change-me-0123456789' }, /AUTH_JWT_SECRET: is published in this repository/],
     ['a published USER_ID_HASH_SECRET (docker-compose.dev.yml)', { USER_ID_HASH_SECRET: 'dev-only-insecure-user-id-hash-secret-0123456789' }, /USER_ID_HASH_SECRET: is published/],
     ["the simulator's AccessKey secret", { ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'sim-access-key-secret' }, /ALIBABA_CLOUD_ACCESS_KEY_SECRET: is published/],
-    ['a published database password', { DATABASE_URL: 'postgresql://kyc:kyc@db.internal:5432/kyc' }, /DATABASE_URL: is published/],
+    ['a published database password', { DATABASE_URL: 'postgresql://kyc:kyc@db.internal:5432/kyc' }, /DATABASE_URL: its password is published/],
     ['"a" × 32', { AUTH_JWT_SECRET: 'a'.repeat(32) }, /AUTH_JWT_SECRET: is one character repeated/],
     ['abcabc…', { USER_ID_HASH_SECRET: 'abc'.repeat(12) }, /USER_ID_HASH_SECRET: repeats a pattern of 3 characters/],
     ['0123456789012…', { INTERNAL_API_KEY: '0123456789'.repeat(4) }, /INTERNAL_API_KEY: repeats a pattern of 10 characters/],
@@ -158,7 +158,7 @@ describe('production refuses an unsafe configuration, naming the variable', () =
       const warnings = configWarnings(parseConfig({ ...prod, ...env, NODE_ENV: 'development' }));
       assert.deepEqual(warnings.map((w) => w.variable), [variable]);
       assert.match(`${warnings[0]?.variable}: ${warnings[0]?.message}`, message);
-      assert.match(warnings[0]!.message, /\(refused in production\)$/);
+      assert.match(warnings[0]!.message, /; production refuses this$/);
     });
   }
 
@@ -308,7 +308,7 @@ describe('warnings at start', () => {
       TRUST_PROXY: 'true',
     });
     assert.deepEqual(lines.map((l) => l.variable).sort(), ['AUTH_JWT_SECRET', 'CORS_ORIGINS', 'METRICS_TOKEN', 'TRUST_PROXY']);
-    for (const line of lines) assert.match(line.msg, new RegExp(`^config: ${line.variable} .*\\(refused in production\\)$`));
+    for (const line of lines) assert.match(line.msg, new RegExp(`^config: ${line.variable} .*; production refuses this$`));
     assert.ok(!JSON.stringify(lines).includes('dev-only-jwt-secret'), 'no secret in the log');
   });
 

@@ -133,6 +133,6 @@ export function advisories(env: Env): ConfigProblem[] {
 /** The warnings to log at start: outside production, what production would refuse; everywhere, the advisories. */
 export function configWarnings(config: Config): ConfigProblem[] {
   const refusable =
-    config.NODE_ENV === 'production' ? [] : productionProblems(config).map((p) => ({ ...p, message: `${p.message} (refused in production)` }));
+    config.NODE_ENV === 'production' ? [] : productionProblems(config).map((p) => ({ ...p, message: `${p.message}; production refuses this` }));
   return [...refusable, ...advisories(config)];
 }

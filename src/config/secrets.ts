@@ -7,8 +7,8 @@ export type Env = z.output<typeof envSchema>;
 
 /** One secret as the checks see it: the text configured and the bytes that key the HMAC or cipher. */
 export interface SecretValue {
-  /** Which entry of a list (a key id, a name); absent for a single value. */
-  entry?: string;
+  /** Which part of the variable it is, as messages name it (`entry "k1"`, `its password`); absent for the whole value. */
+  label?: string;
   text: string;
   bytes: Uint8Array;
   /** What the messages count: characters of a text secret, bytes of a decoded key. */
@@ -82,8 +82,8 @@ function entries(value: unknown): string[] {
   return list.filter((e): e is string => typeof e === 'string').map((e) => e.trim()).filter(Boolean);
 }
 
-const text = (value: string, entry?: string): SecretValue => ({
-  ...(entry === undefined ? {} : { entry }),
+const text = (value: string, label?: string): SecretValue => ({
+  ...(label === undefined ? {} : { label }),
   text: value,
   bytes: Buffer.from(value, 'utf8'),
   unit: 'characters',
@@ -99,7 +99,7 @@ export const one: SecretReader = (value) => (typeof value === 'string' && value 
 export const namedList: SecretReader = (value) =>
   entries(value).map((e) => {
     const colon = e.indexOf(':');
-    return colon === -1 ? text(e) : text(e.slice(colon + 1), e.slice(0, colon));
+    return colon === -1 ? text(e) : text(e.slice(colon + 1), `entry "${e.slice(0, colon)}"`);
   });
 
 /** A comma list of `id:base64` keys (KYC_DETAILS_KEYS), judged on the decoded bytes. */
@@ -107,7 +107,7 @@ export const base64Keys: SecretReader = (value) =>
   entries(value).map((e) => {
     const colon = e.indexOf(':');
     const key = e.slice(colon + 1);
-    return { entry: e.slice(0, colon), text: key, bytes: Buffer.from(key, 'base64'), unit: 'bytes' };
+    return { label: `entry "${e.slice(0, colon)}"`, text: key, bytes: Buffer.from(key, 'base64'), unit: 'bytes' };
   });
 
 /** The password of a connection URL. */
@@ -115,7 +115,7 @@ export const urlPassword: SecretReader = (value) => {
   if (typeof value !== 'string') return [];
   try {
     const password = decodeURIComponent(new URL(value).password);
-    return password ? [text(password)] : [];
+    return password ? [text(password, 'its password')] : [];
   } catch {
     return [];
   }
@@ -148,6 +148,6 @@ export function secretProblems({ variable, read, policy }: Pick<SecretVariable, 
   return read(env[variable]).flatMap((secret) => {
     const reasons = policy.checks.map((check) => check(secret)).filter((r): r is string => r !== undefined);
     if (reasons.length === 0) return [];
-    return [`${secret.entry === undefined ? '' : `entry "${secret.entry}" `}${reasons.join('; ')}`];
+    return [`${secret.label === undefined ? '' : `${secret.label} `}${reasons.join('; ')}`];
   });
 }

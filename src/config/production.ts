@@ -38,7 +38,12 @@ const secretRule = (s: SecretVariable): ProductionRule => ({
 });
 
 /** A server-to-server URL: https, or loopback where `loopbackOk` says so. */
-const urlRule = (variable: 'CLOUDAUTH_ENDPOINT' | 'PUBLIC_BASE_URL' | 'MERCHANT_WEBHOOK_URL', requires: string, message: string, loopbackOk: (env: Env) => boolean): ProductionRule => ({
+const urlRule = (
+  variable: 'CLOUDAUTH_ENDPOINT' | 'PUBLIC_BASE_URL' | 'MERCHANT_WEBHOOK_URL',
+  requires: string,
+  message: string,
+  loopbackOk: (env: Env) => boolean,
+): ProductionRule => ({
   variable,
   requires,
   problems: (env) => {

@@ -17,6 +17,7 @@ import budgetPlugin from './budget/plugin.js';
 import cloudauthPlugin from './cloudauth/plugin.js';
 import configPlugin from './config/plugin.js';
 import type { Config } from './config/schema.js';
+import { fastifyTrustProxy } from './config/trust-proxy.js';
 import dbPlugin from './db/plugin.js';
 import errorHandler, { clientErrors, frameworkErrors } from './errors/handler.js';
 import { HELMET_OPTIONS } from './errors/security-headers.js';
@@ -119,7 +120,7 @@ export async function buildApp(config: Config, opts: { logStream?: NodeJS.Writab
     serverFactory: callbackGate.serverFactory,
     routerOptions: { querystringParser: parseQuery },
     logger: loggerOptions(config, opts.logStream),
-    trustProxy: config.TRUST_PROXY,
+    trustProxy: fastifyTrustProxy(config.TRUST_PROXY),
     bodyLimit: 64 * 1024,
     genReqId: requestIdFrom,
     frameworkErrors,

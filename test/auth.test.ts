@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { SignJWT, importPKCS8 } from 'jose';
+import { buildApp } from '../src/app.js';
+import { demoRoutes } from '../src/simulator/demo.js';
 import { clientFor } from './helpers/client.js';
 import { signToken, TEST_JWT_SECRET } from './helpers/jwt.js';
-import { startStack, type Stack } from './helpers/stack.js';
+import { dropSchemas, freshDatabaseUrl, LogCapture, startStack, testConfig, type Stack } from './helpers/stack.js';
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const rsaPublicPem = rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString();
@@ -89,5 +92,69 @@ describe('caller authentication (RS256)', () => {
     const res = await clientFor(rsStack).start(forged);
     assert.equal(res.status, 401);
     assert.equal(res.body.code, 'INVALID_TOKEN');
+  });
+});
+
+describe('token lifetime and demo tokens', () => {
+  const apps: Array<{ app: FastifyInstance; config: ReturnType<typeof testConfig> }> = [];
+  after(async () => {
+    for (const { app, config } of apps) {
+      await app.close();
+      await dropSchemas(config);
+    }
+  });
+
+  /** The service answering through inject() only, in the given environment, on fresh schemas. */
+  const serviceApp = async (env: Record<string, string | undefined>) => {
+    const config = testConfig({ DATABASE_URL: await freshDatabaseUrl(), JOBS_WORKERS: 'false', CLOUDAUTH_ENDPOINT: 'http://127.0.0.1:9', ...env });
+    const app = await buildApp(config, { logStream: new LogCapture() });
+    apps.push({ app, config });
+    await app.ready();
+    return app;
+  };
+  /** 404 SESSION_NOT_FOUND: the token got past authentication; 401 INVALID_TOKEN and the reason: it did not. */
+  const authOutcome = async (app: FastifyInstance, token: string) => {
+    const res = await app.inject({ method: 'GET', url: '/kyc/sessions/nosuchsession', headers: { authorization: `Bearer ${token}` } });
+    const body = res.json<{ code: string; message: string }>();
+    return `${res.statusCode} ${body.code}${res.statusCode === 401 ? `: ${body.message}` : ''}`;
+  };
+  const hs256 = (exp: number, claims: Record<string, unknown> = {}) =>
+    new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject('u').setExpirationTime(exp).sign(new TextEncoder().encode(TEST_JWT_SECRET));
+
+  test('a token expiring further ahead than AUTH_JWT_MAX_AGE_S (default 3600 s) is refused, with the reason', async () => {
+    const api = clientFor(hsStack);
+    const year5000 = await hs256(Math.floor(Date.UTC(5000, 0, 1) / 1000));
+    for (const token of [year5000, await hs256(now() + 3 * 3600)]) {
+      const res = await api.session(token, 'abc');
+      assert.equal(res.status, 401);
+      assert.equal(res.body.code, 'INVALID_TOKEN');
+      assert.match(String(res.body.message), /expires too far ahead \(more than 3600 s from now\)/);
+    }
+    assert.equal((await api.session(await hs256(now() + 3600), 'abc')).status, 404, 'a token of exactly the maximum passes');
+  });
+
+  test('the bound holds in development too, at the configured AUTH_JWT_MAX_AGE_S', async () => {
+    const app = await serviceApp({ NODE_ENV: 'development', AUTH_JWT_MAX_AGE_S: '600' });
+    assert.match(await authOutcome(app, await hs256(now() + 20 * 60)), /^401 INVALID_TOKEN: .*more than 600 s from now/);
+    assert.equal(await authOutcome(app, await hs256(now() + 5 * 60)), '404 SESSION_NOT_FOUND');
+  });
+
+  test("the simulator's demo tokens: accepted in development, refused in production even with the same secret", async () => {
+    // The demo page's own signer, keyed with the service's secret (as the compose dev stack does).
+    const demo = Fastify();
+    await demo.register(demoRoutes, { jwtSecret: TEST_JWT_SECRET, serviceUrl: 'http://127.0.0.1:3000' });
+    const minted = await demo.inject({ method: 'POST', url: '/demo/token', payload: { user: 'alice' } });
+    await demo.close();
+    const { token } = minted.json<{ token: string }>();
+    assert.equal(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).demo, true, 'the mark is explicit');
+
+    const development = await serviceApp({ NODE_ENV: 'development' });
+    assert.equal(await authOutcome(development, token), '404 SESSION_NOT_FOUND');
+
+    const production = await serviceApp({ NODE_ENV: 'production', METRICS_TOKEN: randomBytes(32).toString('base64') });
+    assert.equal(await authOutcome(production, token), '401 INVALID_TOKEN: The bearer token was rejected: demo tokens are refused in production');
+    // The same token without the mark passes: only the mark is refused.
+    assert.equal(await authOutcome(production, await hs256(now() + 600)), '404 SESSION_NOT_FOUND');
+    assert.match(await authOutcome(production, await hs256(now() + 600, { demo: true })), /^401 INVALID_TOKEN: .*demo tokens/);
   });
 });

@@ -127,6 +127,8 @@ before(async () => {
       RATE_LIMIT_PER_IP: high,
       RATE_LIMIT_CALLBACK_PER_IP: high,
       CLOUDAUTH_QPS: '100000',
+      // The tokens below live 2 h (a long run must not see them expire); the default bound is 1 h.
+      AUTH_JWT_MAX_AGE_S: '7200',
     },
   });
   tokens = await Promise.all(Array.from({ length: USERS }, (_, i) => signToken(randomId(`fuzz-user${i}-`), { expiresIn: '2h' })));

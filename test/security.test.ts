@@ -643,7 +643,8 @@ describe('no secrets in the OpenAPI document or in error responses', () => {
   });
 
   test('production serves no /docs unless DOCS_ENABLED', async () => {
-    const { app } = await injectOnlyApp({ NODE_ENV: 'production', PUBLIC_BASE_URL: 'https://kyc.shop.example', DOCS_ENABLED: undefined });
+    // Production requires a METRICS_TOKEN (src/config/production.ts).
+    const { app } = await injectOnlyApp({ NODE_ENV: 'production', PUBLIC_BASE_URL: 'https://kyc.shop.example', DOCS_ENABLED: undefined, METRICS_TOKEN: randomBytes(32).toString('base64') });
     for (const url of ['/docs/json', '/docs', '/docs/yaml']) assert.equal((await app.inject({ method: 'GET', url })).statusCode, 404, url);
   });
 

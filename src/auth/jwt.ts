@@ -11,15 +11,27 @@ export class AuthError extends Error {
 }
 
 /**
+ * The claim that marks a demo token: the simulator's demo page (src/simulator/demo.ts) signs every
+ * token it mints with `"demo": true`. With NODE_ENV=production a token carrying it is refused, so
+ * a demo signer that shares the service's secret (as the compose dev stack does) cannot sign in.
+ */
+export const DEMO_TOKEN_CLAIM = 'demo';
+
+/** Allowance for clocks that disagree, on `exp`, `nbf` and the lifetime bound alike. */
+const CLOCK_TOLERANCE_MS = 5_000;
+
+/**
  * Verifies caller JWTs. Algorithms are pinned per configured key (HS256 for the secret, RS256/ES256
  * for the public key), so neither `alg: none` nor HS/RS confusion can pass; `exp` and `sub` are
- * required. Synchronous (fast-jwt on node:crypto): WebCrypto's verify, which jose uses, hops to
- * the libuv thread pool, measured at p50 0.6 / p99 2.3 ms per start against 0.2 / 0.4 ms here.
+ * required, and `exp` may be at most AUTH_JWT_MAX_AGE_S away (fast-jwt's `maxAge` bounds the age
+ * since `iat`, which a token need not carry, not what is left of its life). Synchronous (fast-jwt
+ * on node:crypto): WebCrypto's verify, which jose uses, hops to the libuv thread pool, measured at
+ * p50 0.6 / p99 2.3 ms per start against 0.2 / 0.4 ms here.
  */
 export function createJwtVerifier(config: Config): (token: string) => Caller {
   const common = {
     requiredClaims: ['exp', 'sub'],
-    clockTolerance: 5_000,
+    clockTolerance: CLOCK_TOLERANCE_MS,
     ...(config.AUTH_JWT_ISSUER ? { allowedIss: config.AUTH_JWT_ISSUER } : {}),
     ...(config.AUTH_JWT_AUDIENCE ? { allowedAud: config.AUTH_JWT_AUDIENCE } : {}),
   };
@@ -27,6 +39,9 @@ export function createJwtVerifier(config: Config): (token: string) => Caller {
   const add = (algorithm: Algorithm, key: string) => verifiers.set(algorithm, createVerifier({ ...common, key, algorithms: [algorithm] }));
   if (config.AUTH_JWT_SECRET) add('HS256', config.AUTH_JWT_SECRET);
   if (config.AUTH_JWT_PUBLIC_KEY) add(config.AUTH_JWT_PUBLIC_KEY_ALG, config.AUTH_JWT_PUBLIC_KEY);
+
+  const maxLifetimeMs = config.AUTH_JWT_MAX_AGE_S * 1000 + CLOCK_TOLERANCE_MS;
+  const refuseDemo = config.NODE_ENV === 'production';
 
   return (token) => {
     const verify = verifiers.get(headerAlg(token) ?? '');
@@ -41,6 +56,11 @@ export function createJwtVerifier(config: Config): (token: string) => Caller {
     if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 256) {
       throw new AuthError('token has no usable sub');
     }
+    // A token valid for years is a leaked credential for years: bound what is left of its life.
+    if (typeof payload.exp !== 'number' || payload.exp * 1000 - Date.now() > maxLifetimeMs) {
+      throw new AuthError(`token expires too far ahead (more than ${config.AUTH_JWT_MAX_AGE_S} s from now)`);
+    }
+    if (refuseDemo && payload[DEMO_TOKEN_CLAIM] === true) throw new AuthError('demo tokens are refused in production');
     return { sub: payload.sub };
   };
 }

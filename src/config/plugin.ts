@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin';
+import { configWarnings } from './production.js';
 import type { Config } from './schema.js';
 
 declare module 'fastify' {
@@ -10,6 +11,8 @@ declare module 'fastify' {
 export default fp<{ config: Config }>(
   async (app, { config }) => {
     app.decorate('config', config);
+    // One line per problem, naming the variable: outside production, what production would refuse.
+    for (const { variable, message } of configWarnings(config)) app.log.warn({ variable }, `config: ${variable} ${message}`);
   },
   { name: 'config' },
 );

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { productionProblems } from './production.js';
+import { trustProxy } from './trust-proxy.js';
 
 /** The document types Alibaba documents for Initialize (initialize-api.txt, "Document type list"). */
 export const DOC_TYPES = [
@@ -56,11 +58,13 @@ export const envSchema = z.object({
     HOST: z.string().default('127.0.0.1').describe('Interface to listen on (0.0.0.0 in containers).'),
     PORT: z.coerce.number().int().min(0).max(65535).default(3000).describe('HTTP port.'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
-    TRUST_PROXY: bool('false').describe('Trust X-Forwarded-* (set when behind a load balancer).'),
+    TRUST_PROXY: trustProxy.describe(
+      "Which proxies' X-Forwarded-* to trust (the client address of rate limits and logs), as Fastify's trustProxy: `false`, the proxies' addresses/CIDRs (comma list, e.g. `10.0.0.0/8`), a hop count (Fastify ignores it: warned), or `true`: every hop, so a client can pick its own address (refused in production).",
+    ),
     CORS_ORIGINS: csv(origin).describe('Comma-separated browser origins allowed to call the API (empty: CORS off).'),
     DOCS_ENABLED: flag.transform((v) => v === 'true' || v === '1').optional().describe('Serve OpenAPI at /docs (default: on unless production).'),
 
-    METRICS_TOKEN: secret('METRICS_TOKEN').optional().describe('Bearer token required by GET /metrics; unset: /metrics is open (keep it off the public network).'),
+    METRICS_TOKEN: secret('METRICS_TOKEN').optional().describe('Bearer token required by GET /metrics; unset: /metrics is open (keep it off the public network; required in production).'),
     OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).default(1000).describe('Answer 503 OVERLOADED while the mean event-loop delay (sampled each second) is above this (ms; 0: off).'),
     OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: z.coerce.number().min(0).max(1).default(0).describe('Answer 503 OVERLOADED while event-loop utilization (over each second) is above this (0-1; 0: off).'),
     OVERLOAD_MAX_HEAP_USED_BYTES: z.coerce.number().int().min(0).default(0).describe('Answer 503 OVERLOADED while the V8 heap in use is above this (bytes; 0: off).'),
@@ -87,7 +91,11 @@ export const envSchema = z.object({
       .default('https://cloudauth-intl.cn-hongkong.aliyuncs.com')
       .describe('cloudauth-intl endpoint URL; http://127.0.0.1:PORT points at the simulator.'),
     CLOUDAUTH_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000).describe('Overall deadline of one upstream call (ms).'),
-    CLOUDAUTH_ACCOUNT: z.string().min(1).optional().describe('Name of the Alibaba Cloud account whose QPS budget is shared (default: the AccessKey id).'),
+    CLOUDAUTH_ACCOUNT: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("The Alibaba Cloud account (its UID) whose QPS budget is shared: all RAM users under one account share its QPS limit, so every instance and key of the account must name the same one. Required in production; elsewhere it defaults to the AccessKey id."),
     CLOUDAUTH_QPS: z.coerce.number().int().min(1).default(10).describe('Exclusive QPS per server API for the account.'),
     CLOUDAUTH_QPS_INITIALIZE: z.coerce.number().int().min(1).optional().describe('Override of CLOUDAUTH_QPS for Initialize.'),
     CLOUDAUTH_QPS_CHECKRESULT: z.coerce.number().int().min(1).optional().describe('Override of CLOUDAUTH_QPS for CheckResult.'),
@@ -113,7 +121,8 @@ export const envSchema = z.object({
     AUTH_JWT_PUBLIC_KEY: z.string().includes('-----BEGIN PUBLIC KEY-----', { message: 'must be a PEM (SPKI) public key' }).optional().describe('PEM public key for RS256/ES256 caller JWTs.'),
     AUTH_JWT_PUBLIC_KEY_ALG: z.enum(['RS256', 'ES256']).default('RS256').describe('Algorithm of AUTH_JWT_PUBLIC_KEY.'),
     AUTH_JWT_ISSUER: z.string().min(1).optional().describe('Required `iss` of caller JWTs.'),
-    AUTH_JWT_AUDIENCE: z.string().min(1).optional().describe('Required `aud` of caller JWTs.'),
+    AUTH_JWT_AUDIENCE: z.string().min(1).optional().describe('Required `aud` of caller JWTs (required in production with AUTH_JWT_PUBLIC_KEY).'),
+    AUTH_JWT_MAX_AGE_S: z.coerce.number().int().min(60).max(7 * 86_400).default(3600).describe('Longest remaining lifetime a caller JWT may have (s): a token whose `exp` is further from now is refused (401 INVALID_TOKEN).'),
 
     USER_ID_HASH_SECRET: secret('USER_ID_HASH_SECRET').describe('HMAC key that desensitizes user ids before they are stored or sent to Alibaba; the callback tokens\' MAC key is derived from it.'),
 
@@ -176,11 +185,9 @@ export const configSchema = envSchema
     if (!c.AUTH_JWT_SECRET && !c.AUTH_JWT_PUBLIC_KEY) {
       ctx.addIssue({ code: 'custom', path: ['AUTH_JWT_SECRET'], message: 'set AUTH_JWT_SECRET and/or AUTH_JWT_PUBLIC_KEY' });
     }
-    if (c.NODE_ENV === 'production' && !c.PUBLIC_BASE_URL.startsWith('https://')) {
-      ctx.addIssue({ code: 'custom', path: ['PUBLIC_BASE_URL'], message: 'must be https in production (Alibaba only calls https callbacks)' });
-    }
-    if (c.NODE_ENV === 'production' && c.CLOUDAUTH_BUDGET_ALGORITHM !== 'sliding-log') {
-      ctx.addIssue({ code: 'custom', path: ['CLOUDAUTH_BUDGET_ALGORITHM'], message: 'only sliding-log keeps the QPS limit' });
+    if (c.NODE_ENV === 'production') {
+      // Secrets, https, proxies, the account… (production.ts; outside production they are warnings).
+      for (const p of productionProblems(c)) ctx.addIssue({ code: 'custom', path: [p.variable], message: p.message });
     }
     const keyIds = c.KYC_DETAILS_KEYS.map((k) => k.split(':')[0]);
     if (c.KYC_STORE_RESULT_DETAILS && keyIds.length === 0) {

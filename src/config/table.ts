@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PRODUCTION_RULES } from './production.js';
 import { envSchema } from './schema.js';
 
 interface JsonSchemaProperty {
@@ -20,4 +21,16 @@ export function configTable(): string {
     return `| \`${name}\` | ${fallback} | ${(p.description ?? '').replaceAll('|', '\\|')}${values} |`;
   });
   return ['| Variable | Default | Meaning |', '| --- | --- | --- |', ...rows].join('\n');
+}
+
+/** The README's production checklist: what NODE_ENV=production requires of each variable (production.ts). */
+export function productionChecklist(): string {
+  const requirements = new Map<string, string[]>();
+  for (const rule of PRODUCTION_RULES) requirements.set(rule.variable, [...(requirements.get(rule.variable) ?? []), rule.requires]);
+  const order = Object.keys(envSchema.shape);
+  const position = (name: string) => (order.includes(name) ? order.indexOf(name) : order.length);
+  const rows = [...requirements]
+    .sort(([a], [b]) => position(a) - position(b))
+    .map(([name, requires]) => `| \`${name}\` | ${requires.join('; ').replaceAll('|', '\\|')} |`);
+  return ['| Variable | Production requires |', '| --- | --- |', ...rows].join('\n');
 }

@@ -1,14 +1,14 @@
 /**
- * `npx tsx src/dev/tables.ts config|errors|metrics` (`npm run -s config:table` for the first): prints
+ * `npx tsx src/dev/tables.ts config|checklist|errors|metrics` (`npm run -s config:table` for the first): prints
  * one of the README's generated tables. `npx tsx src/dev/tables.ts --write` (`npm run readme:tables`)
  * rewrites all of them in README.md. Tests fail when README.md is out of date.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { configTable } from '../config/table.js';
+import { configTable, productionChecklist } from '../config/table.js';
 import { errorTable } from '../errors/codes.js';
 import { metricsTable } from '../metrics/metrics.js';
 
-const tables: Record<string, () => string> = { config: configTable, errors: errorTable, metrics: metricsTable };
+const tables: Record<string, () => string> = { config: configTable, checklist: productionChecklist, errors: errorTable, metrics: metricsTable };
 
 /** Replaces, in `text`, the table that starts with the same header row as `table` (up to its last row). */
 function replaceTable(text: string, table: string): string {

@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { createSigner } from 'fast-jwt';
 import { z } from 'zod';
+import { DEMO_TOKEN_CLAIM } from '../auth/jwt.js';
 import { demoSecurityPolicy, renderDemoPage } from './demo-page.js';
 
 export const DEFAULT_DEMO_TOKEN_TTL_SECONDS = 10 * 60;
@@ -67,7 +68,8 @@ export async function demoRoutes(app: FastifyInstance, raw: DemoOptions): Promis
     const expiresAt = issuedAt + options.tokenTtlSeconds;
     return {
       user: body.data.user,
-      token: sign({ demo: true, sub: body.data.user, iat: issuedAt, exp: expiresAt }),
+      // Marked as a demo token: a production service refuses it even when it shares the secret.
+      token: sign({ [DEMO_TOKEN_CLAIM]: true, sub: body.data.user, iat: issuedAt, exp: expiresAt }),
       expiresAt: new Date(expiresAt * 1000).toISOString(),
     };
   });

@@ -146,6 +146,50 @@ describe('demo page in Chromium', { skip: chromiumMissing }, () => {
     }
   });
 
+  test('a link used once, then "Get a new link": the second transaction decides, attempts 2 of 3', { timeout: 60_000 }, async () => {
+    const context = await browser.newContext({ viewport: { width: 900, height: 760 } });
+    try {
+      const page = await context.newPage();
+      const watch = watchPage(page);
+      const user = randomId('e2e');
+      await page.goto(`${stack.simUrl}/demo`);
+      await page.locator('#user').fill(user);
+      await page.getByRole('button', { name: 'Sign in as a test user' }).click();
+      await page.getByRole('button', { name: 'Start verification' }).click();
+      await statusIs(page, 'pending');
+      await page.locator('#attempts').filter({ hasText: '1 of 3' }).waitFor();
+      const merchantBizId = (await page.locator('#biz-id').textContent()) ?? '';
+      const first = (await page.locator('#tx-id').textContent()) ?? '';
+
+      // The user opens the link, then loses the tab: back on the demo page, the link is spent.
+      await page.getByRole('link', { name: 'Open the verification page' }).click();
+      await page.waitForURL(`${stack.simUrl}/verify/${first}`);
+      await page.goBack();
+      await statusIs(page, 'pending');
+      const reopened = await fetch(`${stack.simUrl}/verify/${first}`);
+      assert.equal(reopened.status, 409, 'Alibaba shows an error page for a second open');
+
+      await page.getByRole('button', { name: 'Get a new link' }).click();
+      await page.locator('#attempts').filter({ hasText: '2 of 3' }).waitFor();
+      const second = (await page.locator('#tx-id').textContent()) ?? '';
+      assert.ok(second && second !== first, 'a new transaction');
+      const link = page.getByRole('link', { name: 'Open the verification page' });
+      assert.equal(await link.getAttribute('href'), `${stack.simUrl}/verify/${second}`);
+      await link.click();
+      await page.getByRole('button', { name: 'Pass' }).click();
+      await page.waitForURL((url) => url.pathname === '/demo' && url.searchParams.get('transactionId') === second);
+      await statusIs(page, 'passed');
+      assert.equal(await page.locator('#resume').isVisible(), false, 'no new link once decided');
+      await page.screenshot({ path: await artifactPath('e2e-resumed.png'), fullPage: true });
+
+      const session = await clientFor(stack).session(await signToken(user), merchantBizId);
+      assert.deepEqual([session.body.status, session.body.transactionId, session.body.attempts], ['passed', second, 2]);
+      assertCleanRun(watch);
+    } finally {
+      await context.close();
+    }
+  });
+
   test('Fail on the simulator page: the demo page shows failed', { timeout: 60_000 }, async () => {
     const context = await browser.newContext({ viewport: { width: 900, height: 760 } });
     try {

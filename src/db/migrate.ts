@@ -17,10 +17,11 @@
  * (a `.env` in the working directory is loaded first, but never overrides the real environment).
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { isMainModule } from '../cli/is-main.js';
 import { splitSchemaParam } from './url.js';
 
 /** Prisma's advisory lock id for migrations (schema engine, postgres connector). */
@@ -359,16 +360,6 @@ async function main(): Promise<void> {
   }
 }
 
-function isMainModule(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMainModule()) {
+if (isMainModule(import.meta.url)) {
   await main();
 }

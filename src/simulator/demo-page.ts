@@ -45,6 +45,8 @@ const SCRIPT = `(() => {
   const BIZ_ID = /^[A-Za-z0-9]{1,32}$/;
   // Statuses no later event changes; anything else (pending, verifying) is polled again.
   const FINAL = ['passed', 'failed', 'expired', 'error'];
+  // Statuses a session can be resumed from (a new transaction): no outcome, no callback being verified.
+  const RESUMABLE = ['pending', 'expired', 'error'];
   let pollTimer;
   let pollFor;
 
@@ -129,12 +131,17 @@ const SCRIPT = `(() => {
     $('status').textContent = state;
     $('status').dataset.status = state;
     $('outcome').textContent = status && status.passed ? 'passed=' + status.passed + ', subCode=' + (status.subCode || '-') : '-';
+    $('attempts').textContent = status && status.attempts ? status.attempts + ' of ' + status.maxAttempts : '-';
     const url = current.transactionUrl;
     const open = !!url && /^https?:\\/\\//i.test(url) && (!status || status.status === 'pending');
     $('open').hidden = !open;
     $('open-note').hidden = !open;
     if (open) $('open').href = url;
     else $('open').removeAttribute('href');
+    // A link works once: a reload, a lost tab or a failed camera needs a new one, while the session has no
+    // outcome and attempts are left (the service refuses otherwise).
+    const resumable = !!status && RESUMABLE.includes(status.status) && status.attempts < status.maxAttempts;
+    $('resume').hidden = !resumable;
   }
 
   function stopPolling() {
@@ -195,6 +202,30 @@ const SCRIPT = `(() => {
     }
   }
 
+  // A new transaction for the same session: POST /kyc/sessions/{merchantBizId}/resume, the same fields as a start.
+  async function resumeVerification() {
+    setError('');
+    $('resume').disabled = true;
+    try {
+      const current = store.get('current');
+      if (!current) return;
+      const returnUrl = location.origin + location.pathname + '?merchantBizId=' + current.merchantBizId;
+      const resumed = await callService('POST', '/kyc/sessions/' + encodeURIComponent(current.merchantBizId) + '/resume', {
+        metaInfo: getMetaInfo(),
+        returnUrl,
+      });
+      current.transactionId = resumed.transactionId;
+      current.transactionUrl = resumed.transactionUrl;
+      store.set('current', current);
+      renderVerification(current, { status: 'pending', attempts: resumed.attempt, maxAttempts: resumed.attempt });
+      poll(current);
+    } catch (err) {
+      setError(err.message);
+    } finally {
+      $('resume').disabled = false;
+    }
+  }
+
   $('signin-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     setError('');
@@ -214,6 +245,7 @@ const SCRIPT = `(() => {
     renderVerification(null);
   });
   $('start').addEventListener('click', startVerification);
+  $('resume').addEventListener('click', resumeVerification);
 
   // Back from the verification page: ReturnUrl carries our merchantBizId (the simulator adds transactionId).
   const query = new URLSearchParams(location.search);
@@ -284,10 +316,11 @@ on the simulated Alibaba page, and watch its status. Service: <code id="service"
 <section id="verification" hidden><h2>3. Verification</h2>
 <dl><dt>merchantBizId</dt><dd id="biz-id"></dd><dt>transactionId</dt><dd id="tx-id"></dd>
 <dt>Status</dt><dd><span id="status" class="status" data-status="checking" role="status" aria-live="polite">checking</span></dd>
-<dt>Outcome</dt><dd id="outcome">-</dd></dl>
+<dt>Outcome</dt><dd id="outcome">-</dd><dt>Attempts</dt><dd id="attempts">-</dd></dl>
 <a id="open" class="button" hidden>Open the verification page</a>
+<button type="button" id="resume" class="secondary" hidden>Get a new link</button>
 <p id="open-note" class="note" hidden>There, press Pass or Fail: you come back here and the status updates (it is
-polled every second).</p>
+polled every second). The link works once: if the page was closed or failed, get a new link.</p>
 </section>
 
 <pre id="error" class="error" role="alert" hidden></pre>

@@ -610,9 +610,12 @@ describe('result details at rest', () => {
     const res = await internal(s.sessionId);
     assert.equal(res.status, 200);
     // A passport's OCR fields (the default docType): surname, passportNo, …
-    const body = (await res.json()) as { details: { extIdInfo: { ocrIdInfo: { surname: string; passportNo: string } } } };
+    const body = (await res.json()) as { details: { extIdInfo: { ocrIdInfo: { surname: string; passportNo: string } } } & Record<string, unknown> };
     const { surname: name, passportNo: idNumber } = body.details.extIdInfo.ocrIdInfo;
     assert.ok(name.length > 3 && idNumber.length > 3);
+    // Every field of CheckResult that carries the verification's data is kept with the others.
+    assert.deepEqual(Object.keys(body.details).sort(), ['ekycResult', 'extBasicInfo', 'extFaceInfo', 'extIdInfo', 'extInfo', 'extRiskInfo', 'extSourceInfo']);
+    assert.ok(body.details.ekycResult !== null && body.details.extInfo !== null, 'EkycResult and ExtInfo are stored');
 
     const [raw] = await stack.app.prisma.$queryRawUnsafe<Array<{ row: string }>>(
       `SELECT row_to_json(k)::text AS row FROM kyc_session k WHERE merchant_biz_id = $1`,

@@ -8,16 +8,17 @@ import * as OpenApiModule from '@alicloud/openapi-core';
 import { $OpenApiUtil } from '@alicloud/openapi-core';
 import * as $dara from '@darabonba/typescript';
 import { CloudAuthError, type UpstreamFailure } from './errors.js';
-import type {
-  ApiName,
-  CallOptions,
-  CheckResultRequest,
-  CheckResultResult,
-  CloudAuthApi,
-  DeleteVerifyResultRequest,
-  DeleteVerifyResultResult,
-  InitializeRequest,
-  InitializeResult,
+import {
+  CHECK_RESULT_DETAIL_FIELDS,
+  type ApiName,
+  type CallOptions,
+  type CheckResultRequest,
+  type CheckResultResult,
+  type CloudAuthApi,
+  type DeleteVerifyResultRequest,
+  type DeleteVerifyResultResult,
+  type InitializeRequest,
+  type InitializeResult,
 } from './types.js';
 
 const API_VERSION = '2022-08-09';
@@ -123,10 +124,12 @@ export function createCloudAuthClient(options: CloudAuthClientOptions): CloudAut
         requestId: str(body.RequestId),
         passed,
         subCode: str(result.SubCode),
-        extBasicInfo: str(result.ExtBasicInfo),
-        extIdInfo: str(result.ExtIdInfo),
-        extFaceInfo: str(result.ExtFaceInfo),
-        extRiskInfo: str(result.ExtRiskInfo),
+        details: Object.fromEntries(
+          Object.entries(CHECK_RESULT_DETAIL_FIELDS).flatMap(([name, wire]) => {
+            const value = str(result[wire]);
+            return value === undefined ? [] : [[name, value]];
+          }),
+        ),
       };
     },
     async deleteVerifyResult(req: DeleteVerifyResultRequest, callOptions?: CallOptions): Promise<DeleteVerifyResultResult> {

@@ -47,16 +47,25 @@ export interface CheckResultRequest {
   ReturnFiveCategorySpoofResult?: 'Y' | 'N';
 }
 
+/** CheckResult's fields that carry the verification's data (JSON text as Alibaba sends it), by their names here. */
+export const CHECK_RESULT_DETAIL_FIELDS = {
+  extBasicInfo: 'ExtBasicInfo',
+  extIdInfo: 'ExtIdInfo',
+  extFaceInfo: 'ExtFaceInfo',
+  extRiskInfo: 'ExtRiskInfo',
+  extInfo: 'ExtInfo',
+  extSourceInfo: 'ExtSourceInfo',
+  ekycResult: 'EkycResult',
+} as const;
+export type CheckResultDetail = keyof typeof CHECK_RESULT_DETAIL_FIELDS;
+
 export interface CheckResultResult {
   requestId: string | undefined;
   /** Y passed, N failed, P still in progress (some products). */
   passed: string;
   subCode: string | undefined;
-  /** Personal data (JSON text). Never log these. */
-  extBasicInfo: string | undefined;
-  extIdInfo: string | undefined;
-  extFaceInfo: string | undefined;
-  extRiskInfo: string | undefined;
+  /** Personal data (JSON text), each field Alibaba returned. Never log these. */
+  details: Partial<Record<CheckResultDetail, string>>;
 }
 
 export interface DeleteVerifyResultRequest {

@@ -4,6 +4,7 @@ import { CloudAuthError } from '../cloudauth/errors.js';
 import type { CheckResultResult, CloudAuthApi } from '../cloudauth/types.js';
 import type { Sealer } from '../privacy/cipher.js';
 import type { Session, SessionRepository, Transaction } from '../sessions/repository.js';
+import { detailsText } from './details.js';
 
 export interface CheckDeps {
   config: Config;
@@ -111,17 +112,7 @@ async function record(
   result: CheckResultResult & { passed: 'Y' | 'N' },
 ): Promise<CheckOutcome | undefined> {
   const { config, sessions, log } = deps;
-  const details = config.KYC_STORE_RESULT_DETAILS
-    ? deps.sealer.seal(
-        JSON.stringify({
-          extBasicInfo: result.extBasicInfo ?? null,
-          extIdInfo: result.extIdInfo ?? null,
-          extFaceInfo: result.extFaceInfo ?? null,
-          extRiskInfo: result.extRiskInfo ?? null,
-        }),
-        session.id,
-      )
-    : null;
+  const details = config.KYC_STORE_RESULT_DETAILS ? deps.sealer.seal(detailsText(result), session.id) : null;
   if (session.passed === null) await deps.notify(session.id);
   const { settled } = await sessions.recordResult(session.id, transaction.seq, {
     transactionId: transaction.transactionId!,

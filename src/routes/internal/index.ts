@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ERROR_GROUPS as E } from '../../errors/codes.js';
 import { errorResponses } from '../../errors/schema.js';
-import { HttpError } from '../../errors/http-error.js';
+import { DETAIL_FIELDS, readDetails } from '../../results/details.js';
 import type { SessionWithTransactions } from '../../sessions/repository.js';
 import { notFound } from '../../sessions/start.js';
 import { publicStatus, PUBLIC_STATUSES } from '../../sessions/status.js';
@@ -14,12 +14,7 @@ const iso = (d: Date | null) => d?.toISOString() ?? null;
 const LIST_LIMIT = 100;
 
 const detailsSchema = z
-  .object({
-    extBasicInfo: z.unknown(),
-    extIdInfo: z.unknown(),
-    extFaceInfo: z.unknown(),
-    extRiskInfo: z.unknown(),
-  })
+  .object(Object.fromEntries(DETAIL_FIELDS.map((field) => [field, z.unknown()])))
   .nullable()
   .describe("CheckResult's personal data (decrypted), or null when not stored or purged.");
 
@@ -59,16 +54,6 @@ const sessionSchema = z
   .describe('BackOfficeSessionSummary');
 
 const sessionWithDetailsSchema = sessionSchema.extend({ details: detailsSchema }).describe('BackOfficeSession');
-
-/** Parses one Ext* JSON text; a value that is not JSON is returned as text. */
-const parseExt = (text: unknown) => {
-  if (typeof text !== 'string') return null;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
-  }
-};
 
 /** The merchant's back office: sessions with the person they belong to, and decrypted details. API key in `x-api-key`. */
 const internalRoutes: FastifyPluginAsyncZod = async (app) => {
@@ -137,13 +122,7 @@ const internalRoutes: FastifyPluginAsyncZod = async (app) => {
       if (!s) throw notFound();
       let details = null;
       if (s.detailsCiphertext && s.detailsKeyId) {
-        const plain = JSON.parse(app.sealer.open({ keyId: s.detailsKeyId, ciphertext: Buffer.from(s.detailsCiphertext) }, s.id)) as Record<string, unknown>;
-        details = {
-          extBasicInfo: parseExt(plain.extBasicInfo),
-          extIdInfo: parseExt(plain.extIdInfo),
-          extFaceInfo: parseExt(plain.extFaceInfo),
-          extRiskInfo: parseExt(plain.extRiskInfo),
-        };
+        details = readDetails(app.sealer.open({ keyId: s.detailsKeyId, ciphertext: Buffer.from(s.detailsCiphertext) }, s.id));
       }
       return { ...summary(s), details };
     },

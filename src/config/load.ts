@@ -26,3 +26,14 @@ export function loadConfig(envFile = '.env'): Config {
   if (existsSync(envFile)) process.loadEnvFile(envFile);
   return parseConfig(process.env);
 }
+
+/** loadConfig for a command's entry point: a bad configuration is printed (naming each variable) and exits 1. */
+export function loadConfigOrExit(envFile?: string): Config {
+  try {
+    return loadConfig(envFile);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    process.exit(1);
+  }
+}

@@ -7,7 +7,7 @@
  */
 import pg from 'pg';
 import { isMainModule } from '../cli/is-main.js';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { loadConfigOrExit } from '../config/load.js';
 import { splitSchemaParam } from '../db/url.js';
 import { Sealer } from './cipher.js';
 
@@ -60,14 +60,7 @@ export async function resealAll(pool: pg.Pool, sealer: Sealer): Promise<ResealRe
 }
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(err.message);
-    process.exit(1);
-  }
+  const config = loadConfigOrExit();
   const { connectionString, schema } = splitSchemaParam(config.DATABASE_URL);
   const pool = new pg.Pool({ connectionString, max: 2, options: `-c search_path="${schema.replaceAll('"', '""')}"` });
   try {

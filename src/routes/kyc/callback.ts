@@ -54,12 +54,8 @@ const callbackRoute: FastifyPluginAsyncZod<{ callbackGate?: CallbackGate | undef
         app.metrics.callbackProbe(request.method);
         return { result: 'reachable' as const };
       }
-      const result = await app.metrics.callback(
-        acceptCallback(
-          { sessions: app.sessions, log: request.log, requestCheck: app.results.requestCheck },
-          { transactionId: q.transactionId, passed: q.passed, subCode: q.subCode, callbackToken: q.callbackToken, sessionId: q.sessionId, attempt: q.attempt },
-        ),
-      );
+      const { kind: _kind, ...input } = q;
+      const result = await app.metrics.callback(acceptCallback({ sessions: app.sessions, log: request.log, requestCheck: app.results.requestCheck }, input));
       return { result };
     },
   );

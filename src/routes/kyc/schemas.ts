@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DOC_TYPES } from '../../config/schema.js';
+import type { CallbackInput } from '../../sessions/callback.js';
 import { PUBLIC_STATUSES } from '../../sessions/status.js';
 import { CALLBACK_FIELDS, RESULT_FIELD_NAMES, spellingsPresent, type CallbackField } from './callback-fields.js';
 
@@ -110,18 +111,8 @@ const callbackText = (name: string, max: number) =>
 const spellings = <T extends z.ZodType>(field: CallbackField, schema: T) =>
   Object.fromEntries(CALLBACK_FIELDS[field].map((name) => [name, schema.optional()])) as Record<string, z.ZodOptional<T>>;
 
-/** What the callback route acts on: a reachability probe, or a transaction's result. */
-export type CallbackQuery =
-  | { kind: 'probe' }
-  | {
-      kind: 'result';
-      transactionId: string;
-      passed: 'Y' | 'N';
-      subCode: string | undefined;
-      callbackToken: string;
-      sessionId: string | undefined;
-      attempt: number | undefined;
-    };
+/** What the callback route acts on: a reachability probe, or a transaction's result (the shape acceptCallback takes). */
+export type CallbackQuery = { kind: 'probe' } | ({ kind: 'result' } & CallbackInput);
 
 /**
  * GET /kyc/callback's query: Alibaba's fields under any of their spellings (two spellings of one

@@ -83,7 +83,7 @@ describe('one merchantBizId, two people', () => {
     await api.sim.complete(String(a.body.transactionId), 'Y', '200');
     await api.sim.complete(String(b.body.transactionId), 'N', '201');
     const byPerson = await waitFor('both events', async () => {
-      const mine = events.filter((e) => e.data.merchantBizId === merchantBizId);
+      const mine = events.filter((e) => e.data.merchantBizId === merchantBizId && e.type === 'kyc.session.finished');
       return mine.length === 2 ? new Map(mine.map((e) => [e.data.userId, e])) : undefined;
     }, 15_000);
     const aliceSession = listed.body.sessions.find((s) => s.userId === alice)!;

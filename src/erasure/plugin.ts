@@ -14,7 +14,7 @@ export const ERASURE_QUEUES = {
   retention: 'kyc_session_retention',
 } as const;
 
-/** Runs of an erasure before its failing deletions at Alibaba are `failed`: ~5.7 h with the default 5-s first delay, doubling. */
+/** Runs of an erasure before its failing deletions at Alibaba are `failed`: 3 to 6 hours with the default 5-s first delay (doubling, jittered). */
 export const ERASURE_ATTEMPTS = 12;
 /** Erasure jobs at once per process: each call takes a slot of the DeleteVerifyResult budget. */
 const ERASE_WORKERS = 2;

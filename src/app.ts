@@ -12,6 +12,8 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
+import { internalApiKeys } from './auth/api-keys.js';
+import auditPlugin from './audit/plugin.js';
 import authPlugin from './auth/plugin.js';
 import budgetPlugin from './budget/plugin.js';
 import cloudauthPlugin from './cloudauth/plugin.js';
@@ -19,7 +21,9 @@ import configPlugin from './config/plugin.js';
 import type { Config } from './config/schema.js';
 import { fastifyTrustProxy } from './config/trust-proxy.js';
 import dbPlugin from './db/plugin.js';
+import erasurePlugin from './erasure/plugin.js';
 import errorHandler, { clientErrors, frameworkErrors } from './errors/handler.js';
+import eventsPlugin from './events/plugin.js';
 import { HELMET_OPTIONS } from './errors/security-headers.js';
 import { loggerOptions } from './logging/options.js';
 import requestLoggingPlugin from './logging/plugin.js';
@@ -104,13 +108,16 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config, 
   await app.register(privacyPlugin);
   await app.register(sessionsPlugin);
   await app.register(jobsPlugin);
+  await app.register(auditPlugin);
+  await app.register(eventsPlugin);
   await app.register(resultsPlugin);
+  await app.register(erasurePlugin);
 
   // Routes
   await app.register(healthRoutes);
   await app.register(metricsRoute);
   await app.register(kycRoutes, { prefix: '/kyc', callbackGate });
-  if (config.INTERNAL_API_KEY) await app.register(internalRoutes, { prefix: '/internal' });
+  if (internalApiKeys(config).length > 0) await app.register(internalRoutes, { prefix: '/internal' });
 };
 
 /** A ready-to-listen Fastify instance for a validated config (logs to stdout unless given a stream). */

@@ -4,17 +4,15 @@
  * issued), and that `sub` is never stored in plaintext.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { clientFor } from './helpers/client.js';
 import { signToken } from './helpers/jwt.js';
+import { dumpData } from './helpers/pg-dump.js';
 import { rowsOf } from './helpers/rows.js';
-import { DATABASE_URL, META_INFO, randomId, startStack, waitFor, type Stack } from './helpers/stack.js';
+import { META_INFO, randomId, startStack, waitFor, type Stack } from './helpers/stack.js';
 
-const execFileP = promisify(execFile);
 const INTERNAL_API_KEY = 'binding-test-internal-api-key-0123456789abcdef';
 const WEBHOOK_SECRET = 'binding-test-webhook-secret-0123456789abcdef';
 
@@ -83,7 +81,7 @@ describe('one merchantBizId, two people', () => {
     await api.sim.complete(String(a.body.transactionId), 'Y', '200');
     await api.sim.complete(String(b.body.transactionId), 'N', '201');
     const byPerson = await waitFor('both events', async () => {
-      const mine = events.filter((e) => e.data.merchantBizId === merchantBizId);
+      const mine = events.filter((e) => e.data.merchantBizId === merchantBizId && e.type === 'kyc.session.finished');
       return mine.length === 2 ? new Map(mine.map((e) => [e.data.userId, e])) : undefined;
     }, 15_000);
     const aliceSession = listed.body.sessions.find((s) => s.userId === alice)!;
@@ -121,13 +119,7 @@ describe('the person at rest', () => {
     const row = await rowsOf(stack.app).session(String(res.body.merchantBizId));
     assert.ok(row.userIdCiphertext && row.userIdKeyId, 'sealed');
 
-    const schema = new URL(stack.config.DATABASE_URL).searchParams.get('schema')!;
-    const url = new URL(DATABASE_URL);
-    const { stdout } = await execFileP(
-      'pg_dump',
-      ['--data-only', '--schema', schema, '-h', url.hostname, '-p', url.port || '5432', '-U', decodeURIComponent(url.username) || 'postgres', url.pathname.slice(1)],
-      { maxBuffer: 64 * 1024 * 1024 },
-    );
+    const stdout = await dumpData(stack);
     assert.ok(stdout.includes(String(res.body.merchantBizId)), 'the dump has the session');
     for (const form of [sub, Buffer.from(sub).toString('hex'), Buffer.from(sub).toString('base64')]) {
       assert.ok(!stdout.includes(form), `the dump shows the sub (${form.slice(0, 12)}…)`);

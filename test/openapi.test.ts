@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import AjvModule from 'ajv';
@@ -23,8 +25,8 @@ const addFormats = ((addFormatsModule as unknown as { default?: unknown }).defau
 
 const INTERNAL_API_KEY = 'internal-api-key-0123456789-abcdefghij';
 const METRICS_TOKEN = 'metrics-token-0123456789-abcdefghijklmn';
-/** Every optional route on. */
-const ENV = { INTERNAL_API_KEY, METRICS_TOKEN, DOCS_ENABLED: 'true' };
+/** Every optional route on; events are sent to a receiver that answers 200. */
+const ENV = { INTERNAL_API_KEY, METRICS_TOKEN, DOCS_ENABLED: 'true', MERCHANT_WEBHOOK_SECRET: 'openapi-webhook-secret-0123456789abcdefgh' };
 
 interface Operation {
   responses: Record<string, { content?: Record<string, { schema: Record<string, unknown> }> }>;
@@ -39,13 +41,18 @@ const openapiPath = (url: string) => url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 
 let stack: Stack;
 let doc: OpenApiDoc;
+const receiver = createServer((req, res) => req.resume().on('end', () => res.end()));
 before(async () => {
-  stack = await startStack({ env: ENV });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  stack = await startStack({ env: { ...ENV, MERCHANT_WEBHOOK_URL: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/events` } });
   const res = await fetch(`${stack.appUrl}/docs/json`);
   assert.equal(res.status, 200);
   doc = (await res.json()) as OpenApiDoc;
 });
-after(() => stack.close());
+after(async () => {
+  await stack.close();
+  receiver.close();
+});
 
 const operations = () =>
   Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ path, method: method.toUpperCase(), op })));
@@ -84,9 +91,8 @@ describe('the OpenAPI document lists what Fastify serves', () => {
     assert.deepEqual(doc.components.securitySchemes.apiKey, { type: 'apiKey', in: 'header', name: 'x-api-key' });
     assert.ok(doc.components.securitySchemes.bearerAuth);
     assert.ok(doc.components.securitySchemes.metricsToken);
-    for (const path of ['/internal/kyc/sessions/{id}', '/internal/kyc/sessions']) {
-      const internal = doc.paths[path]?.get as unknown as { security?: unknown };
-      assert.deepEqual(internal.security, [{ apiKey: [] }], path);
+    for (const { path, method, op } of operations().filter((o) => o.path.startsWith('/internal/'))) {
+      assert.deepEqual((op as unknown as { security?: unknown }).security, [{ apiKey: [] }], `${method} ${path}`);
     }
   });
 });
@@ -271,6 +277,27 @@ describe('real responses match the documented schemas', () => {
     await check('back office: no key', 'GET', `/internal/kyc/sessions/${sessionId}`, {}, 'INVALID_API_KEY');
     await check('back office: bad id', 'GET', '/internal/kyc/sessions/a-b', key, 'VALIDATION_ERROR');
     await check('back office: list without merchantBizId', 'GET', '/internal/kyc/sessions', key, 'VALIDATION_ERROR');
+
+    // Back office: events, redelivery, erasure, the audit trail
+    const keyJson = (body: unknown): RequestInit => ({ headers: { 'x-api-key': INTERNAL_API_KEY, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const events = await check('back office: events', 'GET', '/internal/kyc/events?limit=1', key, 200);
+    const eventsPage = events?.body as { events: Array<{ id: string }>; nextCursor: string };
+    await check('back office: events, next page', 'GET', `/internal/kyc/events?state=pending&limit=1&cursor=${eventsPage.nextCursor}`, key, 200);
+    await check('back office: events, bad cursor', 'GET', '/internal/kyc/events?cursor=x', key, 'VALIDATION_ERROR');
+    await check('back office: events, no key', 'GET', '/internal/kyc/events', {}, 'INVALID_API_KEY');
+    await check('back office: redeliver', 'POST', `/internal/kyc/events/${eventsPage.events[0]!.id}/redeliver`, key, 200);
+    await check('back office: redeliver an unknown event', 'POST', `/internal/kyc/events/evt_${'0'.repeat(32)}/redeliver`, key, 'EVENT_NOT_FOUND');
+    await check('back office: redeliver a malformed id', 'POST', '/internal/kyc/events/x/redeliver', key, 'VALIDATION_ERROR');
+    await check('back office: bulk redelivery', 'POST', '/internal/kyc/events/redeliver', keyJson({ state: 'failed', since: new Date().toISOString() }), 202);
+    await check('back office: bulk redelivery without since', 'POST', '/internal/kyc/events/redeliver', keyJson({ state: 'failed' }), 'VALIDATION_ERROR');
+    await check('back office: bulk redelivery, bad JSON', 'POST', '/internal/kyc/events/redeliver', { headers: { 'x-api-key': INTERNAL_API_KEY, 'content-type': 'application/json' }, body: '{' }, 'INVALID_JSON');
+    await check('back office: erase a session', 'DELETE', `/internal/kyc/sessions/${sessionId}`, key, 202);
+    await check('back office: erase an unknown session', 'DELETE', `/internal/kyc/sessions/${randomUUID()}`, key, 'SESSION_NOT_FOUND');
+    await check('back office: erase a malformed id', 'DELETE', '/internal/kyc/sessions/a-b', key, 'VALIDATION_ERROR');
+    await check('back office: erase a person', 'DELETE', `/internal/kyc/users/${encodeURIComponent('bob|someone@example.com')}`, key, 202);
+    await check('back office: erase a person, no key', 'DELETE', '/internal/kyc/users/bob', {}, 'INVALID_API_KEY');
+    await check('back office: audit', 'GET', `/internal/audit?target=session:${sessionId}&limit=2`, key, 200);
+    await check('back office: audit, bad action', 'GET', '/internal/audit?action=nope', key, 'VALIDATION_ERROR');
 
     // No route: the 404 envelope, with its catalogued status.
     const missing = await fetch(`${appUrl}/nope`);

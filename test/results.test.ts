@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { buildApp } from '../src/app.js';
-import { EVENT_ID_HEADER, SIGNATURE_HEADER, verifyWebhook, WEBHOOK_TIMEOUT_MS } from '../src/results/notify.js';
-import { notifyJobTimeoutS, QUEUES } from '../src/results/plugin.js';
+import { deliveryJobTimeoutS, EVENT_QUEUES } from '../src/events/plugin.js';
+import { EVENT_ID_HEADER, SIGNATURE_HEADER, verifyWebhook, WEBHOOK_TIMEOUT_MS } from '../src/events/webhook.js';
+import { QUEUES } from '../src/results/plugin.js';
 import { clientFor } from './helpers/client.js';
 import { signToken } from './helpers/jwt.js';
 import { rowsOf } from './helpers/rows.js';
@@ -32,8 +33,9 @@ const INTERNAL_API_KEY = 'internal-api-key-0123456789-abcdefghij';
 const WEBHOOK_SECRET = 'webhook-secret-0123456789-abcdefghijkl';
 
 /**
- * The merchant's webhook receiver: records deliveries; fails the first one for the sessions in
- * `failOnce`; answers the first one for a session in `holdOnce` only once its promise settles.
+ * The merchant's webhook receiver: records deliveries; fails the first one whose body has every
+ * `|`-separated part of a key in `failOnce`; answers the first one for a key in `holdOnce` (the
+ * same form) only once its promise settles.
  */
 const deliveries: Array<{ headers: IncomingMessage['headers']; body: string; answered: number }> = [];
 const failOnce = new Set<string>();
@@ -45,7 +47,8 @@ const receiver = createServer((req, res) => {
   let body = '';
   req.on('data', (c: Buffer) => (body += c.toString()));
   req.on('end', async () => {
-    const held = [...holdOnce.keys()].find((mbid) => body.includes(mbid));
+    const matches = (key: string) => key.split('|').every((part) => body.includes(part));
+    const held = [...holdOnce.keys()].find(matches);
     if (held) {
       const release = holdOnce.get(held)!;
       holdOnce.delete(held);
@@ -53,7 +56,7 @@ const receiver = createServer((req, res) => {
       await release;
       holding.delete(held);
     }
-    const id = [...failOnce].find((mbid) => body.includes(mbid));
+    const id = [...failOnce].find(matches);
     if (id) failOnce.delete(id);
     const answered = id ? 500 : 200;
     deliveries.push({ headers: req.headers, body, answered });
@@ -373,19 +376,28 @@ describe('a CheckResult job orphaned by a killed process', () => {
   });
 });
 
+/** The id an event of this session and status gets (the outbox's kyc_event_id). */
+const eventIdFor = (sessionId: string, status: string) => `evt_${createHash('sha256').update(`${sessionId}:${status}`).digest('hex').slice(0, 32)}`;
+/** The sequence numbers of the events delivered (answered 2xx) for a session, in the order they arrived. */
+const deliveredSequences = (merchantBizId: string) =>
+  deliveries
+    .filter((d) => d.answered === 200 && d.body.includes(merchantBizId))
+    .map((d) => (JSON.parse(d.body) as { sequence: number }).sequence);
+
 /**
- * The event queue is stately too: a process killed while delivering leaves its job `active` (until
- * its timeout, notifyJobTimeoutS), and a second job of that session queued beside it would stop the
- * delivery of every session's event, as on the check queue above. One worker per queue, as there.
+ * The event queue is stately too (one job per event): a process killed while delivering leaves its
+ * job `active` (until its timeout, deliveryJobTimeoutS), and a second job of that event queued
+ * beside it would stop the delivery of every event, as on the check queue above. One worker per
+ * queue, as there.
  */
 describe('a merchant event job orphaned by a killed process', () => {
   /** Read when a test runs: the webhook's URL is known only once `before` has run. */
   const ownStack = (): StackOptions => ({ env: { JOBS_CONCURRENCY: '1', RECONCILE_CRON: '0 0 1 1 *', MERCHANT_WEBHOOK_URL: webhookUrl, MERCHANT_WEBHOOK_SECRET: WEBHOOK_SECRET } });
-  /** Queues a session's event and starts it, never to finish it: what the kill leaves behind. */
-  const orphanEvent = (own: Stack, sessionId: string) =>
+  /** Queues the delivery of an event (recorded or still to come) and starts it, never to finish it: what the kill leaves behind. */
+  const orphanEvent = (own: Stack, eventId: string) =>
     withBoss(own, async (boss) => {
-      const id = await boss.send(QUEUES.notify, { sessionId }, { singletonKey: sessionId, startAfter: 3600 });
-      const [job] = await boss.fetch(QUEUES.notify, { ignoreStartAfter: true });
+      const id = await boss.send(EVENT_QUEUES.deliver, { eventId }, { singletonKey: eventId, startAfter: 3600 });
+      const [job] = await boss.fetch(EVENT_QUEUES.deliver, { ignoreStartAfter: true });
       assert.ok(id && job?.id === id, 'the orphan is the job started');
       return id;
     });
@@ -394,50 +406,53 @@ describe('a merchant event job orphaned by a killed process', () => {
   const delivered = (merchantBizId: string, status: string, timeoutMs = 5000) =>
     waitFor(`the ${status} event of ${merchantBizId}`, async () => (deliveredStatuses(merchantBizId).includes(status) ? true : undefined), timeoutMs);
 
-  test('a CheckResult retried after its event was queued queues no second event beside the orphan: other sessions\' events are still delivered; the orphan\'s retry delivers the outcome', async () => {
+  test("an event whose delivery died with its process gets no second job beside the orphan: other events are still delivered; the orphan's retry delivers it", async () => {
     await withStack(ownStack(), async (own) => {
-      // A's CheckResult queued the event and died before recording; the event's delivery died too.
-      // The CheckResult's retry decides A, queueing the event again.
+      // The delivery of A's `passed` event died; the change that records it comes after.
       const a = await startIn(own);
-      const orphan = await orphanEvent(own, a.sessionId);
+      const passedEvent = eventIdFor(a.sessionId, 'passed');
+      const orphan = await orphanEvent(own, passedEvent);
       await clientFor(own).sim.complete(a.transactionId, 'Y', '200');
       await until(own, a.merchantBizId, 'passed');
+      await delivered(a.merchantBizId, 'verifying');
 
-      // B's event is delivered as usual (about a second after B is decided).
+      // B's events are delivered as usual.
       const b = await startIn(own);
       await clientFor(own).sim.complete(b.transactionId, 'N', '201');
       await until(own, b.merchantBizId, 'failed');
       await delivered(b.merchantBizId, 'failed');
-      assert.deepEqual(await liveJobs(own, QUEUES.notify, a.sessionId), ['active'], 'no second event job next to the orphan');
-      assert.deepEqual(deliveredStatuses(a.merchantBizId), []);
+      assert.deepEqual(await liveJobs(own, EVENT_QUEUES.deliver, passedEvent), ['active'], 'no second job next to the orphan');
+      assert.deepEqual(deliveredStatuses(a.merchantBizId), ['verifying']);
 
-      // Once the orphan expires, its retry reads A and delivers its outcome.
-      await withBoss(own, (boss) => boss.fail(QUEUES.notify, orphan, { message: 'job failed by timeout in active state' }));
+      // Once the orphan expires, its retry delivers A's outcome.
+      await withBoss(own, (boss) => boss.fail(EVENT_QUEUES.deliver, orphan, { message: 'job failed by timeout in active state' }));
       await delivered(a.merchantBizId, 'passed', 10_000);
-      assert.deepEqual(deliveredStatuses(a.merchantBizId), ['passed']);
+      assert.deepEqual(deliveredStatuses(a.merchantBizId), ['verifying', 'passed']);
     });
   });
 
-  test('a session reopened by a late callback while its `expired` event is being delivered: the outcome is delivered after it', async () => {
+  test('a late callback while the `expired` event is in delivery: the newer events are delivered meanwhile, and the late one carries the lower sequence', async () => {
     const own = await startStack(ownStack());
     let answer = () => {};
     try {
-      // Past its expiry with no callback: the sweep's CheckResult (still "P") makes it expired and queues its event.
+      // Past its expiry with no callback: the sweep's CheckResult (still "P") makes it expired and records its event.
       const a = await startIn(own);
-      holdOnce.set(a.merchantBizId, new Promise<void>((r) => (answer = r)));
+      holdOnce.set(`${a.merchantBizId}|kyc.session.expired`, new Promise<void>((r) => (answer = r)));
       await rowsOf(own.app).expire(a.merchantBizId);
       await own.app.results.reconcile();
       await until(own, a.merchantBizId, 'expired');
-      await waitFor('the expired event to be in delivery', async () => (holding.has(a.merchantBizId) ? true : undefined));
+      await waitFor('the expired event to be in delivery', async () => (holding.has(`${a.merchantBizId}|kyc.session.expired`) ? true : undefined));
 
       // The user finishes after all: the callback reopens A and CheckResult decides it while that delivery runs.
       await clientFor(own).sim.complete(a.transactionId, 'Y', '200');
       await until(own, a.merchantBizId, 'passed');
-      assert.deepEqual(await liveJobs(own, QUEUES.notify, a.sessionId), ['active'], 'the event job in delivery, none beside it');
-      answer();
-
       await delivered(a.merchantBizId, 'passed', 10_000);
-      assert.deepEqual(deliveredStatuses(a.merchantBizId), ['expired', 'passed']);
+      answer();
+      await delivered(a.merchantBizId, 'expired', 10_000);
+
+      // Arrived out of order; the sequence tells the receiver the expiry is the older news.
+      assert.deepEqual(deliveredStatuses(a.merchantBizId), ['verifying', 'passed', 'expired']);
+      assert.deepEqual(deliveredSequences(a.merchantBizId), [2, 3, 1]);
     } finally {
       answer();
       await own.close();
@@ -456,21 +471,22 @@ describe('a merchant event job orphaned by a killed process, once its timeout ha
         MERCHANT_WEBHOOK_SECRET: WEBHOOK_SECRET,
       },
     }, async (own) => {
-      // The event of A, decided, whose delivery died with its process.
+      // The event of A's outcome, whose delivery died with its process.
       const a = await startIn(own);
+      const passedEvent = eventIdFor(a.sessionId, 'passed');
       const orphan = await withBoss(own, async (boss) => {
-        const id = await boss.send(QUEUES.notify, { sessionId: a.sessionId }, { singletonKey: a.sessionId, startAfter: 3600 });
-        const [job] = await boss.fetch(QUEUES.notify, { ignoreStartAfter: true });
+        const id = await boss.send(EVENT_QUEUES.deliver, { eventId: passedEvent }, { singletonKey: passedEvent, startAfter: 3600 });
+        const [job] = await boss.fetch(EVENT_QUEUES.deliver, { ignoreStartAfter: true });
         assert.ok(id && job?.id === id, 'the orphan is the job started');
         return id;
       });
       await clientFor(own).sim.complete(a.transactionId, 'Y', '200');
       await waitFor(`${a.merchantBizId} to be passed`, async () => ((await statusIn(own, a.merchantBizId)) === 'passed' ? true : undefined));
-      assert.deepEqual(await liveJobs(own, QUEUES.notify, a.sessionId), ['active'], 'only the orphan');
+      assert.deepEqual(await liveJobs(own, EVENT_QUEUES.deliver, passedEvent), ['active'], 'only the orphan');
 
       // Its process was killed one second more than the event timeout ago (started_on moved back rather than waited for).
-      const timeoutS = notifyJobTimeoutS(own.config);
-      assert.ok(timeoutS * 1000 > WEBHOOK_TIMEOUT_MS + 2 * own.config.DATABASE_TIMEOUT_MS && timeoutS <= 120, `a minute or so over a live delivery: ${timeoutS} s`);
+      const timeoutS = deliveryJobTimeoutS(own.config);
+      assert.ok(timeoutS * 1000 > WEBHOOK_TIMEOUT_MS + 3 * own.config.DATABASE_TIMEOUT_MS && timeoutS <= 120, `a minute or so over a live delivery: ${timeoutS} s`);
       const [job] = await own.app.prisma.$queryRawUnsafe<Array<{ expire: number }>>(
         `UPDATE "${own.config.JOBS_SCHEMA}".job SET started_on = now() - make_interval(secs => $2) WHERE id = $1::uuid
          RETURNING extract(epoch FROM expire_in)::int AS expire`,
@@ -481,7 +497,7 @@ describe('a merchant event job orphaned by a killed process, once its timeout ha
 
       // Maintenance (every second here) retires the orphan; its retry delivers A's outcome.
       await waitFor(`the passed event of ${a.merchantBizId}`, async () => (deliveredStatuses(a.merchantBizId).includes('passed') ? true : undefined), 10_000);
-      assert.deepEqual(deliveredStatuses(a.merchantBizId), ['passed']);
+      assert.deepEqual(deliveredStatuses(a.merchantBizId), ['verifying', 'passed']);
     });
   });
 });
@@ -522,9 +538,9 @@ describe('a callback while the CheckResult of an expired session runs', () => {
       assert.deepEqual([r.passed, r.transactions[0]!.callbackPassed], ['Y', 'Y']);
       assert.ok((await checkResults()).length >= 2, 'decided by a CheckResult asked after the held one');
 
-      // The merchant hears of the outcome only, never of an expiry.
+      // The merchant hears of the callback and the outcome, never of an expiry.
       await waitFor(`the passed event of ${a.merchantBizId}`, async () => (deliveredStatuses(a.merchantBizId).includes('passed') ? true : undefined), 15_000);
-      assert.deepEqual(deliveredStatuses(a.merchantBizId), ['passed']);
+      assert.deepEqual(deliveredStatuses(a.merchantBizId), ['verifying', 'passed']);
     });
   });
 });
@@ -579,19 +595,19 @@ describe('a sweep orphaned by a killed process', () => {
       const app = await buildApp(config, { logStream: new LogCapture() });
       try {
         await app.ready();
-        return Promise.all([QUEUES.reconcile, QUEUES.purge, QUEUES.notify].map(async (q) => (await app.jobs.getQueue(q))?.expireInSeconds));
+        return Promise.all([QUEUES.reconcile, QUEUES.purge, EVENT_QUEUES.deliver].map(async (q) => (await app.jobs.getQueue(q))?.expireInSeconds));
       } finally {
         await app.close();
       }
     };
-    const expected = [300, 300, notifyJobTimeoutS(config)];
+    const expected = [300, 300, deliveryJobTimeoutS(config)];
     try {
       assert.deepEqual(await timeouts(), expected);
       // As a deployment made before the timeouts left them.
       const client = new pg.Client({ connectionString: DATABASE_URL });
       await client.connect();
       try {
-        await client.query(`UPDATE "${config.JOBS_SCHEMA}".queue SET expire_seconds = NULL WHERE name = ANY($1)`, [[QUEUES.reconcile, QUEUES.purge, QUEUES.notify]]);
+        await client.query(`UPDATE "${config.JOBS_SCHEMA}".queue SET expire_seconds = NULL WHERE name = ANY($1)`, [[QUEUES.reconcile, QUEUES.purge, EVENT_QUEUES.deliver]]);
       } finally {
         await client.end();
       }
@@ -675,9 +691,9 @@ describe('result details at rest', () => {
 describe('merchant events', () => {
   test('a final state is POSTed signed, redelivered after a failure with the same event id', async () => {
     const s = await started();
-    failOnce.add(s.merchantBizId); // the merchant's endpoint fails once
+    failOnce.add(`${s.merchantBizId}|kyc.session.finished`); // the merchant's endpoint fails once
     await api.sim.complete(s.transactionId, 'N', '201');
-    const mine = () => deliveries.filter((d) => d.body.includes(s.merchantBizId));
+    const mine = () => deliveries.filter((d) => d.body.includes(s.merchantBizId) && d.body.includes('kyc.session.finished'));
     await waitFor('two deliveries', async () => (mine().length >= 2 ? true : undefined), 20_000);
     const [first, second] = mine();
     assert.equal(first!.answered, 500);
@@ -688,9 +704,11 @@ describe('merchant events', () => {
       assert.ok(!verifyWebhook('another-secret', String(d.headers[SIGNATURE_HEADER]), d.body));
       assert.ok(!verifyWebhook(WEBHOOK_SECRET, String(d.headers[SIGNATURE_HEADER]), d.body.replace('"failed"', '"passed"')), 'tampering breaks it');
     }
-    const event = JSON.parse(second!.body) as { id: string; type: string; data: { id: string; userId: string; status: string; passed: string; merchantBizId: string } };
+    const event = JSON.parse(second!.body) as { id: string; type: string; sessionId: string; sequence: number; data: { id: string; userId: string; status: string; passed: string; merchantBizId: string } };
     assert.equal(event.id, second!.headers[EVENT_ID_HEADER]);
     assert.equal(event.type, 'kyc.session.finished');
+    assert.deepEqual([event.sessionId, event.sequence], [s.sessionId, 2], 'after the verifying event (1)');
+    assert.equal(first!.body, second!.body, 'a retry sends the same event');
     assert.deepEqual([event.data.id, event.data.merchantBizId, event.data.status, event.data.passed], [s.sessionId, s.merchantBizId, 'failed', 'N']);
     assert.equal(event.data.userId, s.sub, 'the event names the person: the JWT sub as issued');
   });

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError } from '../errors/http-error.js';
+import { internalApiKeys } from './api-keys.js';
 import { AuthError, createJwtVerifier } from './jwt.js';
 import { userRef } from './user-ref.js';
 
@@ -19,11 +20,16 @@ declare module 'fastify' {
      * in its address's failure limit (app.limits.authFailuresByIp): 401, or 429 beyond the limit.
      */
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
-    /** Hook for /internal/*: checks `x-api-key` against INTERNAL_API_KEY (app.limits.apiKeyFailuresByIp). */
+    /**
+     * Hook for /internal/*: checks `x-api-key` against INTERNAL_API_KEY and INTERNAL_API_KEYS
+     * (app.limits.apiKeyFailuresByIp), and notes the key's name in request.apiKeyName.
+     */
     authenticateApiKey: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   }
   interface FastifyRequest {
     user: AuthenticatedUser | null;
+    /** The name of the back-office key the request presented (the audit trail's actor). */
+    apiKeyName: string | null;
   }
 }
 
@@ -65,13 +71,23 @@ export default fp(
       throw caller;
     });
 
-    const expectedKey = app.config.INTERNAL_API_KEY === undefined ? undefined : digest(app.config.INTERNAL_API_KEY);
+    const keys = internalApiKeys(app.config).map((k) => ({ name: k.name, digest: digest(k.secret) }));
+    app.decorateRequest('apiKeyName', null);
     app.decorate('authenticateApiKey', async (request: FastifyRequest, reply: FastifyReply) => {
       // A key can be guessed: an address that used up its wrong keys is refused before its key is
       // compared, whatever the key, so no guess beyond the limit is ever tried.
       await app.limits.apiKeyFailuresByIp.guard(request, reply);
       const presented = request.headers['x-api-key'];
-      if (typeof presented === 'string' && expectedKey && timingSafeEqual(digest(presented), expectedKey)) return;
+      if (typeof presented === 'string') {
+        // Compared with every key (no early exit), so the time taken does not tell which one came close.
+        const presentedDigest = digest(presented);
+        let match: string | null = null;
+        for (const key of keys) if (timingSafeEqual(presentedDigest, key.digest)) match ??= key.name;
+        if (match !== null) {
+          request.apiKeyName = match;
+          return;
+        }
+      }
       // A missing key is no guess: it is counted only by the address's request limit.
       if (typeof presented === 'string') await app.limits.apiKeyFailuresByIp.count(request, reply);
       throw new HttpError(401, 'INVALID_API_KEY', 'x-api-key is missing or wrong');

@@ -37,6 +37,10 @@ const hostPort = z
   })
   .refine((a) => a.port >= 1 && a.port <= 65535, 'each port must be 1-65535');
 
+/** `name:secret` in a comma list: the name says which (the audit trail's actor; nothing on the wire). */
+const namedSecret = (what: string) =>
+  z.string().regex(/^[A-Za-z0-9_.-]{1,32}:.{32,}$/, `each entry must be name:${what} (a name of up to 32 of A-Z a-z 0-9 _ . -, a ${what} of at least 32 characters)`);
+
 const flag = z.enum(['true', 'false', '1', '0']);
 const bool = (fallback: 'true' | 'false') => flag.default(fallback).transform((v) => v === 'true' || v === '1');
 const secret = (what: string) => z.string().min(32, `${what} must be at least 32 characters`);
@@ -146,20 +150,26 @@ export const envSchema = z.object({
       .describe('Comma-separated id:base64key (32-byte AES-256 keys) that seal personal data at rest (user ids, result details); old ids stay readable after rotation. Without them user ids are sealed with a key derived from USER_ID_HASH_SECRET.'),
     KYC_DETAILS_KEY_ID: z.string().min(1).optional().describe('Id of the key new user ids and details are sealed with (default: the first key).'),
     KYC_RESULT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30).describe('Stored details are purged after this many days.'),
+    KYC_SESSION_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).optional().describe('Sessions older than this many days are erased as the back office erases them (a tombstone stays; DeleteVerifyResult at Alibaba); unset: kept.'),
 
-    INTERNAL_API_KEY: secret('INTERNAL_API_KEY').optional().describe('API key of /internal/* (back office); unset: those routes are off.'),
-    MERCHANT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional().describe('Where final session events are POSTed (signed); unset: no events.'),
-    MERCHANT_WEBHOOK_SECRET: secret('MERCHANT_WEBHOOK_SECRET').optional().describe('HMAC-SHA256 key of the x-kyc-signature header.'),
+    INTERNAL_API_KEY: secret('INTERNAL_API_KEY').optional().describe('API key of /internal/* (back office), named `default` in the audit trail; with INTERNAL_API_KEYS unset too, those routes are off.'),
+    INTERNAL_API_KEYS: csv(namedSecret('key')).describe('Comma-separated name:key API keys of /internal/* (the audit trail names who acted by the key\'s name); beside INTERNAL_API_KEY.'),
+    AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).optional().describe('Audit rows older than this many days are deleted (hourly); unset: kept.'),
+    MERCHANT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional().describe('Where session events are POSTed (signed); unset: events are recorded (GET /internal/kyc/events) but not sent.'),
+    MERCHANT_WEBHOOK_SECRET: secret('MERCHANT_WEBHOOK_SECRET').optional().describe('HMAC-SHA256 key of the x-kyc-signature header (the one-secret form of MERCHANT_WEBHOOK_SECRETS).'),
+    MERCHANT_WEBHOOK_SECRETS: csv(namedSecret('secret')).describe('Comma-separated name:secret HMAC-SHA256 keys: x-kyc-signature carries one v1= per secret, so secrets rotate without a failed verification (README → Back office).'),
+    MERCHANT_WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(12).describe('Delivery attempts of an event (CHECK_RESULT_RETRY_DELAY_S, doubling, between them) before it is `failed`.'),
+    MERCHANT_WEBHOOK_REDELIVERY_PER_S: z.coerce.number().int().min(1).max(1000).default(10).describe('Pace of bulk redeliveries (POST /internal/kyc/events/redeliver): events per second, across requests.'),
 
     JOBS_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('pgboss').describe('PostgreSQL schema of the job queue (pg-boss).'),
-    JOBS_WORKERS: bool('true').describe('Run job workers in this process (CheckResult, reconciliation, webhooks).'),
+    JOBS_WORKERS: bool('true').describe('Run job workers in this process (CheckResult, reconciliation, event deliveries, erasures).'),
     JOBS_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(10).describe('CheckResult and webhook jobs run at once per process.'),
     JOBS_POLL_INTERVAL_S: z.coerce.number().min(0.5).max(60).default(2).describe('How often idle workers look for jobs (s).'),
     JOBS_MAINTENANCE_INTERVAL_S: z.coerce.number().int().min(1).max(3600).default(120).describe('How often the job queue retries jobs that outlived their timeout (their process died mid-job) and archives finished ones (s).'),
     CHECK_RESULT_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(10).describe('CheckResult attempts per session before it is `error`.'),
-    CHECK_RESULT_RETRY_DELAY_S: z.coerce.number().int().min(1).max(3600).default(5).describe('First retry delay of CheckResult and webhooks (s), doubling.'),
+    CHECK_RESULT_RETRY_DELAY_S: z.coerce.number().int().min(1).max(3600).default(5).describe('First retry delay of CheckResult, event deliveries and erasures (s), doubling.'),
     CHECK_RESULT_JOB_TIMEOUT_S: z.coerce.number().int().min(1).max(3600).default(120).describe('A CheckResult job still running after this long counts as failed and is retried (e.g. its process was killed mid-call); above CLOUDAUTH_TIMEOUT_MS + 2 × DATABASE_TIMEOUT_MS (s).'),
-    RECONCILE_CRON: z.string().default('* * * * *').describe('When to look for expired sessions without a callback (cron).'),
+    RECONCILE_CRON: z.string().default('* * * * *').describe('When to look for expired sessions without a callback, and for events and erasures whose job was lost (cron).'),
 });
 
 export const configSchema = envSchema
@@ -199,8 +209,21 @@ export const configSchema = envSchema
     if (c.KYC_DETAILS_KEYS.some((k) => Buffer.from(k.split(':')[1] ?? '', 'base64').length !== 32)) {
       ctx.addIssue({ code: 'custom', path: ['KYC_DETAILS_KEYS'], message: 'each key must be 32 bytes (base64)' });
     }
-    if (c.MERCHANT_WEBHOOK_URL && !c.MERCHANT_WEBHOOK_SECRET) {
-      ctx.addIssue({ code: 'custom', path: ['MERCHANT_WEBHOOK_SECRET'], message: 'is required with MERCHANT_WEBHOOK_URL' });
+    if (c.MERCHANT_WEBHOOK_SECRET && c.MERCHANT_WEBHOOK_SECRETS.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['MERCHANT_WEBHOOK_SECRETS'], message: 'set MERCHANT_WEBHOOK_SECRETS or MERCHANT_WEBHOOK_SECRET, not both' });
+    }
+    if (c.MERCHANT_WEBHOOK_URL && !c.MERCHANT_WEBHOOK_SECRET && c.MERCHANT_WEBHOOK_SECRETS.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['MERCHANT_WEBHOOK_SECRET'], message: 'is required with MERCHANT_WEBHOOK_URL (or MERCHANT_WEBHOOK_SECRETS)' });
+    }
+    for (const [variable, entries] of [['MERCHANT_WEBHOOK_SECRETS', c.MERCHANT_WEBHOOK_SECRETS], ['INTERNAL_API_KEYS', c.INTERNAL_API_KEYS]] as const) {
+      const pairs = entries.map((e) => [e.slice(0, e.indexOf(':')), e.slice(e.indexOf(':') + 1)] as const);
+      const names = pairs.map(([name]) => name);
+      // INTERNAL_API_KEY is the key named `default`: a second key of that name would make the audit trail ambiguous.
+      if (variable === 'INTERNAL_API_KEYS' && c.INTERNAL_API_KEY) names.push('default');
+      const secrets = pairs.map(([, secret]) => secret);
+      if (variable === 'INTERNAL_API_KEYS' && c.INTERNAL_API_KEY) secrets.push(c.INTERNAL_API_KEY);
+      if (new Set(names).size !== names.length) ctx.addIssue({ code: 'custom', path: [variable], message: 'names an entry twice (INTERNAL_API_KEY is the key named `default`)' });
+      if (new Set(secrets).size !== secrets.length) ctx.addIssue({ code: 'custom', path: [variable], message: 'lists the same secret twice' });
     }
     if (c.CHECK_RESULT_JOB_TIMEOUT_S * 1000 <= c.CLOUDAUTH_TIMEOUT_MS + 2 * c.DATABASE_TIMEOUT_MS) {
       // A job runs one CheckResult (within CLOUDAUTH_TIMEOUT_MS) and two queries: a shorter timeout would retry it while it still runs.

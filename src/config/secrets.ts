@@ -136,6 +136,8 @@ export const SECRET_VARIABLES: readonly SecretVariable[] = [
   { variable: 'USER_ID_HASH_SECRET', read: one, policy: STRONG },
   { variable: 'MERCHANT_WEBHOOK_SECRET', read: one, policy: STRONG },
   { variable: 'INTERNAL_API_KEY', read: one, policy: STRONG },
+  { variable: 'MERCHANT_WEBHOOK_SECRETS', read: namedList, policy: STRONG },
+  { variable: 'INTERNAL_API_KEYS', read: namedList, policy: STRONG },
   { variable: 'METRICS_TOKEN', read: one, policy: STRONG },
   { variable: 'KYC_DETAILS_KEYS', read: base64Keys, policy: KEY_BYTES },
   { variable: 'ALIBABA_CLOUD_ACCESS_KEY_SECRET', read: one, policy: PUBLISHED_ONLY },

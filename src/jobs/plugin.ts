@@ -12,6 +12,13 @@ declare module 'fastify' {
      * transaction; passed as the `db` option of `jobs.send`, it inserts the job in it.
      */
     jobsTransaction<T>(fn: (db: PgBoss.Db) => Promise<T>): Promise<T>;
+    /** Creates a queue, or updates an existing one's options (createQueue keeps them), so a changed configuration applies to new jobs. */
+    ensureQueue(options: PgBoss.Queue): Promise<void>;
+    /**
+     * Queues a job on a stately queue unless one with the same key is queued, waiting to retry or
+     * running (that job does the work when it runs). Returns whether it queued one. See below.
+     */
+    sendOnce(queue: string, key: string, data: object, options?: PgBoss.SendOptions): Promise<boolean>;
   }
 }
 
@@ -55,8 +62,37 @@ export default fp(
       }
     };
 
+    const ensureQueue = async (options: PgBoss.Queue) => {
+      await boss.createQueue(options.name, { ...options });
+      await boss.updateQueue(options.name, { ...options });
+    };
+
+    /**
+     * A stately queue accepts a second job beside one of the same key that is active or waiting to
+     * retry, but pg-boss 10 cannot start it: the fetch that reaches it breaks the one-active-job-per-key
+     * index and fails whole, so the queue stops, for every key, until the other job ends: for a job
+     * orphaned by a killed process, its expiry plus maintenance later (pg-boss #535). Nor would it do
+     * to send only once the other job looks dead: a job sent beside its retry stops the queue the same
+     * way when the retry comes due. The lock per (queue, key) orders concurrent senders, so no job can
+     * appear between the look and the insert.
+     */
+    const sendOnce = (queue: string, key: string, data: object, options: PgBoss.SendOptions = {}): Promise<boolean> =>
+      jobsTransaction(async (db) => {
+        await db.executeSql('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [queue, key]);
+        // The predicate of pg-boss's stately index (job_i3 on each queue's partition), which serves this look.
+        const { rows } = await db.executeSql(
+          `SELECT 1 FROM ${app.config.JOBS_SCHEMA}.job
+            WHERE name = $1 AND COALESCE(singleton_key, '') = $2 AND state <= 'active' AND policy = 'stately' LIMIT 1`,
+          [queue, key],
+        );
+        if (rows.length > 0) return false;
+        return (await boss.send(queue, data, { ...options, singletonKey: key, db })) !== null;
+      });
+
     app.decorate('jobs', boss);
     app.decorate('jobsTransaction', jobsTransaction);
+    app.decorate('ensureQueue', ensureQueue);
+    app.decorate('sendOnce', sendOnce);
     app.addHook('onClose', async () => {
       // Let running jobs finish (a crash mid-job is also safe: the job is retried after it expires).
       await boss.stop({ graceful: true, wait: true, timeout: 10_000 });

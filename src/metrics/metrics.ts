@@ -56,7 +56,7 @@ export const METRIC_DEFINITIONS = {
   callbacks: {
     type: 'counter',
     name: 'kyc_callbacks_total',
-    help: "Alibaba's callbacks with a valid query, by outcome: forged (a token this service never made, 403, refused before the rate limit), accepted, duplicate (exact redelivery), rejected (a token of ours, but not this transaction's, 403), conflict (contradicts the recorded outcome, 409), error.",
+    help: "Alibaba's callbacks with a valid query, by outcome: forged (a token this service never made, 403, refused before the rate limit), accepted, duplicate (exact redelivery), ignored (for an erased session, 200), rejected (a token of ours, but not this transaction's, 403), conflict (contradicts the recorded outcome, 409), error.",
     labelNames: ['outcome'],
   },
   callbackProbes: {
@@ -69,6 +69,18 @@ export const METRIC_DEFINITIONS = {
     type: 'counter',
     name: 'kyc_check_result_jobs_total',
     help: 'CheckResult job runs by outcome: passed, failed, expired, error (gave up), skipped (nothing to check), retry (will run again).',
+    labelNames: ['outcome'],
+  },
+  eventDeliveries: {
+    type: 'counter',
+    name: 'kyc_event_deliveries_total',
+    help: 'Attempts to deliver merchant events, by trigger (auto: the delivery job; redeliver: the back office asked) and outcome: delivered, retry (will be tried again), gave_up (the MERCHANT_WEBHOOK_MAX_ATTEMPTS-th automatic attempt failed: the event is failed, a warning is logged), failed (a redelivery that failed).',
+    labelNames: ['trigger', 'outcome'],
+  },
+  erasures: {
+    type: 'counter',
+    name: 'kyc_erasures_total',
+    help: "Session erasures finished, by outcome: complete (Alibaba deleted, or had nothing for, each transaction), incomplete (Alibaba refused, or kept failing, for some transaction: the session's transactions say which; an error is logged).",
     labelNames: ['outcome'],
   },
   sessions: {
@@ -126,6 +138,8 @@ export function createMetrics(options: MetricsOptions = {}) {
   const callbacks = new Counter({ ...d.callbacks, labelNames: [...d.callbacks.labelNames], registers });
   const callbackProbes = new Counter({ ...d.callbackProbes, labelNames: [...d.callbackProbes.labelNames], registers });
   const checkResultJobs = new Counter({ ...d.checkResultJobs, labelNames: [...d.checkResultJobs.labelNames], registers });
+  const eventDeliveries = new Counter({ ...d.eventDeliveries, labelNames: [...d.eventDeliveries.labelNames], registers });
+  const erasures = new Counter({ ...d.erasures, labelNames: [...d.erasures.labelNames], registers });
 
   // One query at a time: a scrape that finds the previous count still running waits for it
   // (within its own timeout) instead of piling up queries on a slow database.
@@ -185,7 +199,19 @@ export function createMetrics(options: MetricsOptions = {}) {
     callbacks,
     callbackProbes,
     checkResultJobs,
+    eventDeliveries,
+    erasures,
     sessions,
+
+    /** One attempt to deliver a merchant event. */
+    eventDelivery(trigger: 'auto' | 'redeliver', outcome: 'delivered' | 'retry' | 'gave_up' | 'failed'): void {
+      eventDeliveries.inc({ trigger, outcome });
+    },
+
+    /** One session erasure finished. */
+    erasure(outcome: 'complete' | 'incomplete'): void {
+      erasures.inc({ outcome });
+    },
 
     /** One upstream call that ended after `durationMs`: pass the error when it failed. */
     upstreamCall(api: string, durationMs: number, err?: CloudAuthError): void {
@@ -243,7 +269,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     async callback(accepted: Promise<CallbackResult>): Promise<CallbackResult> {
       try {
         const result = await accepted;
-        callbacks.inc({ outcome: result === 'recorded' ? 'accepted' : 'duplicate' });
+        callbacks.inc({ outcome: result === 'recorded' ? 'accepted' : result });
         return result;
       } catch (err) {
         const code = err instanceof HttpError ? err.code : undefined;

@@ -12,7 +12,10 @@ export interface CheckDeps {
   cloudauth: CloudAuthApi;
   sealer: Sealer;
   log: FastifyBaseLogger;
-  /** Queues the merchant event for the session's final state (before the state is written: at least once). */
+  /**
+   * Sends the events the session's changes recorded (the database records each with its change;
+   * called after it, and the events sweep covers a crash in between).
+   */
   notify: (sessionId: string) => Promise<void>;
 }
 
@@ -46,14 +49,15 @@ function dueForCheck(session: Session, transactions: Transaction[], now = Date.n
 export async function checkSession(deps: CheckDeps, sessionId: string, opts: { lastAttempt: boolean }): Promise<CheckOutcome> {
   const { sessions, log } = deps;
   const session = await sessions.findById(sessionId);
-  if (!session) return 'skipped';
+  // An erased session is never asked about again: CheckResult would fetch the person's data anew.
+  if (!session || session.erasureRequestedAt !== null) return 'skipped';
   const due = dueForCheck(session, await sessions.transactionsOf(sessionId));
   if (due.length === 0) return 'skipped';
 
   const giveUp = async (errorCode: string): Promise<CheckOutcome> => {
     if (session.passed !== null) return session.passed === 'Y' ? 'passed' : 'failed';
-    await deps.notify(sessionId);
     await sessions.markUnresolved(sessionId, errorCode);
+    await deps.notify(sessionId);
     log.warn({ sessionId, errorCode }, 'CheckResult gave no verdict: session is error');
     return 'error';
   };
@@ -90,8 +94,8 @@ export async function checkSession(deps: CheckDeps, sessionId: string, opts: { l
   if (session.passed !== null) return session.passed === 'Y' ? 'passed' : 'failed';
 
   // A session past its expiry, every transaction still in progress and none with a callback.
-  await deps.notify(sessionId);
   if (await sessions.expirePending(sessionId)) {
+    await deps.notify(sessionId);
     log.info({ sessionId }, 'expired without a callback or a result');
     return 'expired';
   }
@@ -113,13 +117,13 @@ async function record(
 ): Promise<CheckOutcome | undefined> {
   const { config, sessions, log } = deps;
   const details = config.KYC_STORE_RESULT_DETAILS ? deps.sealer.seal(detailsText(result), session.id) : null;
-  if (session.passed === null) await deps.notify(session.id);
   const { settled } = await sessions.recordResult(session.id, transaction.seq, {
     transactionId: transaction.transactionId!,
     passed: result.passed,
     subCode: result.subCode ?? null,
     details,
   });
+  if (settled) await deps.notify(session.id);
   const fields = {
     sessionId: session.id,
     attempt: transaction.seq,

@@ -16,7 +16,8 @@ export interface CallbackInput {
   attempt: number | undefined;
 }
 
-export type CallbackResult = 'recorded' | 'duplicate';
+/** ignored: for an erased session (a tombstone): answered 200 so Alibaba stops, and nothing changes. */
+export type CallbackResult = 'recorded' | 'duplicate' | 'ignored';
 
 /** Compared against when no transaction matches, so a miss costs what a hit costs. */
 const NO_TRANSACTION_HASH = '0'.repeat(64);
@@ -29,6 +30,8 @@ export interface CallbackDeps {
   log: FastifyBaseLogger;
   /** Queues the CheckResult that decides the session (durably: it survives a restart). */
   requestCheck: (sessionId: string) => Promise<void>;
+  /** Sends the events the session's change recorded (the `verifying` event). */
+  notify: (sessionId: string) => Promise<void>;
 }
 
 /**
@@ -41,6 +44,12 @@ export interface CallbackDeps {
 export async function acceptCallback(deps: CallbackDeps, input: CallbackInput): Promise<CallbackResult> {
   const { sessions, log } = deps;
   const transaction = await findTransaction(sessions, input);
+  const ignored = (sessionId: string): CallbackResult => {
+    log.info({ sessionId }, 'callback for an erased session: ignored');
+    return 'ignored';
+  };
+  // Only an erasure removes a token's hash (the token itself was this service's: see the route).
+  if (transaction && transaction.callbackTokenHash === null) return ignored(transaction.sessionId);
   const tokenOk = callbackTokenMatches(input.callbackToken, transaction?.callbackTokenHash ?? NO_TRANSACTION_HASH);
   if (!transaction || !tokenOk) {
     log.warn({ found: Boolean(transaction) }, 'callback rejected');
@@ -48,14 +57,20 @@ export async function acceptCallback(deps: CallbackDeps, input: CallbackInput): 
   }
 
   const { sessionId, seq } = transaction;
+  // An erasure was asked for (its job has not run yet): nothing may revive the session.
+  const erasing = async () => ((await sessions.findById(sessionId))?.erasureRequestedAt ?? null) !== null;
+  if (await erasing()) return ignored(sessionId);
   const subCode = input.subCode ?? null;
   if (transaction.callbackPassed === null) {
     const recorded = await sessions.recordCallback(sessionId, seq, { transactionId: input.transactionId, passed: input.passed, subCode });
     if (recorded) {
       log.info({ sessionId, attempt: seq, callbackPassed: input.passed, subCode }, 'callback accepted; verifying with CheckResult');
       await deps.requestCheck(sessionId);
+      await deps.notify(sessionId);
       return 'recorded';
     }
+    // Not recorded: a concurrent delivery was first, or the erasure came in between.
+    if (await erasing()) return ignored(sessionId);
   }
 
   // Recorded earlier, or just now by a concurrent delivery (then read what that one wrote).

@@ -184,9 +184,9 @@ export class SessionRepository {
        )
        UPDATE kyc_session
           SET transaction_id = $3, expires_at = $6, upstream_request_id = $7, updated_at = now(),
-              -- A resume brings an expired or unstarted session back; a callback that came meanwhile keeps its state.
-              status = CASE WHEN status IN ('expired', 'error') AND passed IS NULL THEN 'pending'::"SessionStatus" ELSE status END,
-              error_code = CASE WHEN status IN ('expired', 'error') AND passed IS NULL THEN NULL ELSE error_code END
+              -- A resume brings an expired or unstarted session back (not an erased one); a callback that came meanwhile keeps its state.
+              status = CASE WHEN status IN ('expired', 'error') AND passed IS NULL AND erasure_requested_at IS NULL THEN 'pending'::"SessionStatus" ELSE status END,
+              error_code = CASE WHEN status IN ('expired', 'error') AND passed IS NULL AND erasure_requested_at IS NULL THEN NULL ELSE error_code END
         WHERE id = $1 AND EXISTS (SELECT 1 FROM t)`,
       [sessionId, seq, t.transactionId, t.transactionUrl, t.protocol, t.expiresAt, t.upstreamRequestId],
     );
@@ -298,13 +298,16 @@ export class SessionRepository {
          UPDATE kyc_transaction
             SET callback_passed = $3, callback_sub_code = $4, callback_at = now(), transaction_id = $5, updated_at = now()
           WHERE session_id = $1 AND seq = $2 AND callback_passed IS NULL AND (transaction_id = $5 OR transaction_id IS NULL)
+            AND NOT EXISTS (SELECT 1 FROM kyc_session WHERE id = $1 AND erasure_requested_at IS NOT NULL)
          RETURNING seq
        )
        UPDATE kyc_session
           SET updated_at = now(),
               transaction_id = COALESCE(transaction_id, $5),
               status = CASE WHEN status IN ('passed', 'failed') THEN status ELSE 'verifying'::"SessionStatus" END
-        WHERE id = $1 AND EXISTS (SELECT 1 FROM t)`,
+        WHERE id = $1 AND EXISTS (SELECT 1 FROM t)
+          -- Re-checked on the row's newest version: an erasure committed meanwhile keeps it expired.
+          AND erasure_requested_at IS NULL`,
       [sessionId, seq, c.passed, c.subCode, c.transactionId],
     );
     return rowCount === 1;
@@ -332,7 +335,7 @@ export class SessionRepository {
                 details_ciphertext = COALESCE($6, details_ciphertext),
                 details_key_id = COALESCE($7, details_key_id),
                 details_stored_at = CASE WHEN $6::bytea IS NULL THEN details_stored_at ELSE now() END
-          WHERE id = $1 AND passed IS NULL AND status IN ('verifying', 'pending', 'expired')
+          WHERE id = $1 AND passed IS NULL AND status IN ('verifying', 'pending', 'expired') AND erasure_requested_at IS NULL
          RETURNING id
        )
        SELECT EXISTS (SELECT 1 FROM s) AS settled`,

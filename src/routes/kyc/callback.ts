@@ -39,7 +39,8 @@ const callbackRoute: FastifyPluginAsyncZod<{ callbackGate?: CallbackGate | undef
           'Alibaba adds transactionId, passed, subCode and the CallbackToken to the registered CallbackUrl; each field is ' +
           'accepted under every spelling Alibaba uses (transactionId/TransactionId, passed/Passed, subCode/subcode/SubCode, ' +
           'callbackToken/CallbackToken), and one field given under two spellings is refused (400). A GET or HEAD with none of ' +
-          'the result fields is Alibaba checking that the CallbackUrl is reachable: 200 {"result":"reachable"}, nothing written.',
+          'the result fields is Alibaba checking that the CallbackUrl is reachable: 200 {"result":"reachable"}, nothing written. ' +
+          'A callback for an erased session is answered 200 {"result":"ignored"} and changes nothing.',
         tags: ['kyc'],
         querystring: callbackQuerySchema,
         response: {
@@ -55,7 +56,8 @@ const callbackRoute: FastifyPluginAsyncZod<{ callbackGate?: CallbackGate | undef
         return { result: 'reachable' as const };
       }
       const { kind: _kind, ...input } = q;
-      const result = await app.metrics.callback(acceptCallback({ sessions: app.sessions, log: request.log, requestCheck: app.results.requestCheck }, input));
+      const deps = { sessions: app.sessions, log: request.log, requestCheck: app.results.requestCheck, notify: app.events.dispatch };
+      const result = await app.metrics.callback(acceptCallback(deps, input));
       return { result };
     },
   );

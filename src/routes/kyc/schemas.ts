@@ -157,8 +157,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export const callbackResponseSchema = z.object({
   result: z
-    .enum(['recorded', 'duplicate', 'reachable'])
-    .describe('recorded: first delivery; duplicate: exact redelivery, nothing changed; reachable: a probe of the CallbackUrl (no result fields), nothing written.'),
+    .enum(['recorded', 'duplicate', 'ignored', 'reachable'])
+    .describe('recorded: first delivery; duplicate: exact redelivery, nothing changed; ignored: the session was erased, nothing changed; reachable: a probe of the CallbackUrl (no result fields), nothing written.'),
 });
 
 export const sessionParamsSchema = z.object({ merchantBizId: merchantBizIdSchema });

@@ -1,0 +1,51 @@
+import fp from 'fastify-plugin';
+import type { FastifyRequest } from 'fastify';
+import { AuditRepository, type AuditAction, type AuditEntry } from './repository.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Who did what in the back office: append-only rows in PostgreSQL (kyc_audit). */
+    audit: {
+      repository: AuditRepository;
+      /**
+       * Records a back-office action by the request's API key (its name) and address. Awaited before
+       * the action is done or its data answered: what cannot be recorded is not done.
+       */
+      record(request: FastifyRequest, action: AuditAction, target: string, detail?: Record<string, unknown>): Promise<void>;
+      /** Records the service's own actions (retention). */
+      recordSystem(entries: AuditEntry[]): Promise<void>;
+      /** Deletes rows past AUDIT_RETENTION_DAYS (also run hourly when it is set); returns how many. */
+      applyRetention(): Promise<number>;
+    };
+  }
+}
+
+const QUEUE = 'kyc_audit_retention';
+const SWEEP_TIMEOUT_S = 300;
+
+export default fp(
+  async (app) => {
+    const { config } = app;
+    const repository = new AuditRepository(app.pgPool);
+
+    const record = (request: FastifyRequest, action: AuditAction, target: string, detail?: Record<string, unknown>) =>
+      repository.record([{ actor: request.apiKeyName ?? 'unknown', address: request.ip ?? null, action, target, detail }]);
+
+    const applyRetention = async () => {
+      if (config.AUDIT_RETENTION_DAYS === undefined) return 0;
+      const deleted = await repository.deleteOlderThan(config.AUDIT_RETENTION_DAYS);
+      if (deleted > 0) app.log.info({ deleted, days: config.AUDIT_RETENTION_DAYS }, 'audit retention: deleted old rows');
+      return deleted;
+    };
+
+    app.decorate('audit', { repository, record, recordSystem: (entries: AuditEntry[]) => repository.record(entries), applyRetention });
+
+    if (!config.JOBS_WORKERS) return;
+    await app.ensureQueue({ name: QUEUE, policy: 'singleton', expireInSeconds: SWEEP_TIMEOUT_S });
+    await app.jobs.work(QUEUE, { pollingIntervalSeconds: config.JOBS_POLL_INTERVAL_S }, async () => ({ deleted: await applyRetention() }));
+    // Unset again: no more runs (the schedule is kept in the job queue's database).
+    if (config.AUDIT_RETENTION_DAYS === undefined) await app.jobs.unschedule(QUEUE);
+    else await app.jobs.schedule(QUEUE, '29 * * * *');
+  },
+  { name: 'audit', dependencies: ['config', 'db', 'jobs', 'auth'] },
+);

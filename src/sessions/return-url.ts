@@ -14,6 +14,7 @@ import { HttpError } from '../errors/http-error.js';
  *   hosts only to WHATWG);
  * - user info of any kind (`user@`, `:pass@`, an empty `@`): its only use in a return address is
  *   to make a URL look like it goes somewhere else;
+ * - a host that is not printable ASCII (spaces, controls, Unicode: IDNA mapping erases some characters);
  * - a backslash anywhere, and a percent-escape in the authority (`%5C`, `%40`, `%2F`…): a parser
  *   that decodes before it splits reads `shop.example%5C%40evil.com` as `shop.example\@evil.com`,
  *   and WHATWG decodes escapes in hosts that others keep (`sh%6Fp.example` is shop.example);
@@ -27,9 +28,10 @@ export function allowedReturnUrl(config: Pick<Config, 'NODE_ENV' | 'KYC_RETURN_U
   if (!authority) throw refuse('must be an absolute http(s) URL: http(s)://host/…');
   if (authority.includes('@')) throw refuse('must not contain user info (@)');
   if (authority.includes('%')) throw refuse('must not contain percent-escapes in its host or port');
-  // Spaces and control characters: WHATWG drops tabs and newlines anywhere (`shop.exa\tmple`
-  // is shop.example) and refuses the others in a host; other parsers do neither.
-  if (/[\u0000-\u0020\u007f]/.test(authority)) throw refuse('must not contain spaces or control characters in its host');
+  // Only printable ASCII in the host: WHATWG drops tabs and newlines anywhere (`shop.exa\tmple` is
+  // shop.example) and maps Unicode hosts through IDNA, which erases some characters outright
+  // (`\uFEFFshop.example` is shop.example); other parsers do neither. An IDN host is sent punycoded.
+  if (/[^\u0021-\u007e]/.test(authority)) throw refuse('must have a printable-ASCII host (punycode for an IDN): no spaces, control or non-ASCII characters');
 
   let url: URL;
   try {

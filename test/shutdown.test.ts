@@ -66,7 +66,8 @@ test('SIGTERM under load: in-flight requests finish, new ones are refused, nothi
   const inFlight = Array.from({ length: 20 }, start);
   // SIGTERM once all 20 are being served (each is waiting on Alibaba's 300 ms answer).
   for (let i = 0; upstream.calls.list().filter((c) => c.action === 'Initialize').length < 20; i++) {
-    assert.ok(i < 1000, 'the requests did not reach the upstream within 10 s');
+    // Generous: what is tested is the shutdown, not how fast a busy 2-core machine serves 20 starts.
+    assert.ok(i < 3000, 'the requests did not reach the upstream within 30 s');
     await sleep(10);
   }
   child.kill('SIGTERM');

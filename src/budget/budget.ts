@@ -149,7 +149,6 @@ export class QpsBudget {
     checkNonNegative('maxWaitMs', opts.maxWaitMs);
     this.networkAllowanceMs = opts.networkAllowanceMs ?? DEFAULT_NETWORK_ALLOWANCE_MS;
     checkNonNegative('networkAllowanceMs', this.networkAllowanceMs);
-    this.dispatchDelays = new DispatchDelays({ ...DEFAULT_DISPATCH_DELAY, ...opts.dispatchDelay });
     this.onDispatch = opts.onDispatch;
     const windowMs = opts.windowMs ?? DEFAULT_WINDOW_MS;
     if (!(windowMs > 0) || !Number.isFinite(windowMs)) throw new TypeError('windowMs must be > 0');
@@ -162,6 +161,7 @@ export class QpsBudget {
     this.limits = typeof opts.limits === 'number' ? opts.limits : { ...opts.limits };
     this.maxWaitMs = opts.maxWaitMs;
     this.windowMs = windowMs;
+    this.dispatchDelays = new DispatchDelays({ ...DEFAULT_DISPATCH_DELAY, windowMs, ...opts.dispatchDelay });
 
     if (typeof (this.redis as unknown as Record<string, unknown>)[RESERVE_COMMAND] !== 'function') {
       this.redis.defineCommand(RESERVE_COMMAND, { numberOfKeys: 1, lua: RESERVE_LUA });

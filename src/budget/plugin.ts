@@ -58,7 +58,12 @@ export default fp<{ limiter?: LimiterFactory }>(
         maxWaitMs: config.CLOUDAUTH_BUDGET_WAIT_MS,
         networkAllowanceMs: config.CLOUDAUTH_BUDGET_MARGIN_MS,
         dispatchDelay: { maxMs: config.CLOUDAUTH_BUDGET_MAX_DISPATCH_MS },
-        onDispatch: (observation) => metrics.budgetDispatch(observation),
+        onDispatch: (observation) => {
+          metrics.budgetDispatch(observation);
+          if (observation.outcome === 'late') {
+            app.log.info({ api: observation.api, lateMs: Math.round(observation.delayMs * 10) / 10, marginMs: Math.round(observation.marginMs * 10) / 10 }, 'budget slot given back: woke later than promised');
+          }
+        },
       });
       metrics.setBudgetMargin(qpsBudget.marginMs());
       budget = qpsBudget;

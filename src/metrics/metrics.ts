@@ -64,7 +64,7 @@ export const METRIC_DEFINITIONS = {
   budgetMargin: {
     type: 'gauge',
     name: 'kyc_budget_margin_seconds',
-    help: "Margin this instance's next reservation adds to the 1-s window: the largest of its last 32 dispatch delays (at least 1 ms, at most CLOUDAUTH_BUDGET_MAX_DISPATCH_MS) plus CLOUDAUTH_BUDGET_MARGIN_MS, the network allowance.",
+    help: "Margin this instance's next reservation adds to the 1-s window: CLOUDAUTH_BUDGET_MARGIN_MS (the network allowance) plus the dispatch delay it promises, chosen from its last 64 measured delays as the bound that wastes the least budget (5 ms to CLOUDAUTH_BUDGET_MAX_DISPATCH_MS).",
     labelNames: [],
   },
   callbacks: {

@@ -104,7 +104,8 @@ async function startInstances(limiter: Limiter, env: Record<string, string>): Pr
     const script = limiter === 'sliding-log' ? 'dist/server.js' : 'bench/lib/baseline-service.ts';
     instances.push(
       await startNode(script, { ...env, PORT: String(port), PUBLIC_BASE_URL: `http://127.0.0.1:${port}` }, `http://127.0.0.1:${port}/healthz`, {
-        keepLine: (line) => line.includes('"msg":"upstream call') || line.includes('"msg":"budget slot given back'),
+        keepLine: (line) =>
+          line.includes('"msg":"upstream call') || line.includes('"msg":"budget slot given back') || (line.includes('"msg":"request completed"') && line.includes('"statusCode":201')),
         ...(limiter === 'fixed-window' ? { nodeArgs: ['--import', 'tsx'] } : {}),
       }),
     );
@@ -136,6 +137,7 @@ async function run(runNo: number, load: Load, limiter: Limiter, simUrl: string, 
   const metaInfo = JSON.stringify({ zimVer: '3.0.0', deviceType: 'h5', appName: 'bench' });
   const statuses: number[] = [];
   /** Tokens signed first, so signing does not disturb the pacing. */
+  const tag = randomBytes(3).toString('hex');
   const drive = async (users: string, count: number, rate: number, sink: number[]) => {
     const tokens = await Promise.all(
       Array.from({ length: count }, (_, i) => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(`${users}-${i}`).setExpirationTime('10m').sign(key)),
@@ -144,7 +146,8 @@ async function run(runNo: number, load: Load, limiter: Limiter, simUrl: string, 
       fetch(`http://127.0.0.1:${BASE_PORT + (i % INSTANCES)}/kyc/start`, {
         method: 'POST',
         headers: { authorization: `Bearer ${tokens[i]}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ metaInfo }),
+        // The id names the call on the wire (MerchantBizId) and in the instance's request log.
+        body: JSON.stringify({ metaInfo, merchantBizId: `${users.replace(/[^A-Za-z0-9]/g, '')}${i}` }),
       }).then(
         async (res) => {
           await res.arrayBuffer();
@@ -159,12 +162,12 @@ async function run(runNo: number, load: Load, limiter: Limiter, simUrl: string, 
 
   // Warm-up within the budget (JIT, connection pools, keep-alive sockets), then let every window
   // empty: a process's first calls stall on compilation, which is start-up, not the limiter.
-  await drive('bench-warmup', WARMUP_SECONDS * N, N, []);
+  await drive(`w${tag}`, WARMUP_SECONDS * N, N, []);
   await sleep(1500);
   await fetch(`${simUrl}/__sim/calls`, { method: 'DELETE' });
   const capture = await captureRequests(SIM_PORT);
   const measureFrom = Date.now();
-  await drive('bench-user', N * OVERLOAD * SECONDS, N * OVERLOAD, statuses);
+  await drive(`u${tag}`, N * OVERLOAD * SECONDS, N * OVERLOAD, statuses);
   const wire = await capture.stop();
   const calls = (await (await fetch(`${simUrl}/__sim/calls`)).json()) as Array<{ action: string; arrivedAt: number }>;
   const upstreamLogs = instances.flatMap((c) =>
@@ -176,6 +179,7 @@ async function run(runNo: number, load: Load, limiter: Limiter, simUrl: string, 
   const margins = granted.map((l) => Number(l.marginMs)).filter(Number.isFinite);
   // Callers that woke later than their reservation promised and gave the slot back.
   const late = limiter === 'sliding-log' ? (await Promise.all(instances.map((_, i) => lateWakes(BASE_PORT + i)))).reduce((a, b) => a + b, 0) : NaN;
+  if (process.env.BENCH_DEBUG && limiter === 'sliding-log') explain(wire.requests, instances);
   if (process.env.BENCH_DEBUG) {
     const lates = instances.flatMap((c) => c.logs.filter((l) => l.msg === 'budget slot given back: woke later than promised').map((l) => `${l.lateMs}/${l.marginMs}`));
     console.error(`late wakes (late ms / margin ms): ${lates.join(' ')}`);
@@ -210,6 +214,42 @@ async function run(runNo: number, load: Load, limiter: Limiter, simUrl: string, 
     late,
     margin: { min: Math.min(...margins), max: Math.max(...margins) },
   };
+}
+
+/**
+ * BENCH_DEBUG: each call's dispatch delay as the kernel saw it (its first packet − its slot, both
+ * on this host's clock), against what its reservation promised (margin − allowance), and the
+ * calls of the tightest N + 1.
+ */
+function explain(requests: readonly { at: number; action: string | undefined; merchantBizId: string | undefined }[], instances: Child[]) {
+  const reqIdOf = new Map<string, string>();
+  const calls = new Map<string, Record<string, unknown>>();
+  for (const c of instances) {
+    for (const l of c.logs) {
+      if (l.msg === 'request completed' && typeof l.merchantBizId === 'string') reqIdOf.set(l.merchantBizId, `${c.process.pid}:${l.reqId}`);
+      if (l.msg === 'upstream call') calls.set(`${c.process.pid}:${l.reqId}`, { ...l, pid: c.process.pid });
+    }
+  }
+  const rows = requests
+    .filter((r) => r.action === 'Initialize' && r.merchantBizId)
+    .map((r) => ({ at: r.at, call: calls.get(reqIdOf.get(r.merchantBizId!) ?? '') }))
+    .filter((r) => r.call)
+    .map((r) => {
+      const slot = Number(r.call!.slotAtMs);
+      const promised = Number(r.call!.marginMs) - Number(ALLOWANCE_MS);
+      return { at: r.at, slot, pid: r.call!.pid, kernel: r.at - slot, promised, logged: Number(r.call!.dispatchMs) };
+    })
+    .sort((a, b) => a.at - b.at);
+  const over = rows.filter((r) => r.kernel > r.promised);
+  const worst = Math.max(...rows.map((r) => r.kernel - r.promised));
+  console.error(`kernel dispatch (packet − slot): p50 ${percentile(rows.map((r) => r.kernel), 50).toFixed(1)} max ${Math.max(...rows.map((r) => r.kernel)).toFixed(1)} ms; over the promise: ${over.length}/${rows.length}, worst by ${worst.toFixed(1)} ms; early (packet before slot): ${rows.filter((r) => r.kernel < 0).length}`);
+  for (const r of over) console.error(`  over: kernel dispatch ${r.kernel.toFixed(1)}, logged ${r.logged}, promised ${r.promised.toFixed(1)} (pid ${r.pid})`);
+  let tight = 0;
+  for (let i = 0; i + N < rows.length; i++) if (rows[i + N]!.at - rows[i]!.at < rows[tight + N]!.at - rows[tight]!.at) tight = i;
+  const t0 = rows[tight]?.at ?? 0;
+  for (const r of rows.slice(tight, tight + N + 1)) {
+    console.error(`  +${(r.at - t0).toFixed(1)} ms: slot +${(r.slot - t0).toFixed(1)}, kernel dispatch ${r.kernel.toFixed(1)}, logged ${r.logged}, promised ${r.promised.toFixed(1)} (pid ${r.pid})`);
+  }
 }
 
 /** The count of `late` dispatch observations an instance reports at /metrics. */

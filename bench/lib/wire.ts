@@ -12,6 +12,8 @@ export interface WireRequest {
   at: number;
   /** Its `x-acs-action` header (the cloudauth-intl API), if any. */
   action: string | undefined;
+  /** The MerchantBizId parameter, if any. */
+  merchantBizId: string | undefined;
 }
 
 export interface WireCapture {
@@ -69,7 +71,11 @@ function parse(text: string): WireRequest[] {
   starts.forEach((m, i) => {
     const end = i + 1 < starts.length ? starts[i + 1]!.index : text.length;
     const payload = text.slice(m.index, end);
-    requests.push({ at: Number(m[1]) * 1000, action: /x-acs-action: ([A-Za-z]+)/i.exec(payload)?.[1] });
+    requests.push({
+      at: Number(m[1]) * 1000,
+      action: /x-acs-action: ([A-Za-z]+)/i.exec(payload)?.[1],
+      merchantBizId: /[?&]MerchantBizId=([A-Za-z0-9]+)/.exec(payload)?.[1],
+    });
   });
   return requests;
 }

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
 import { BudgetExhaustedError, BudgetUnavailableError } from './errors.js';
 import { DEFAULT_DISPATCH_DELAY, DispatchDelays, type DispatchDelayOptions } from './dispatch-delay.js';
+import { RedisClock } from './redis-clock.js';
 import { RESERVE_COMMAND, RESERVE_LUA, reservationMember } from './script.js';
 import { runAt } from './timing.js';
 
@@ -138,6 +139,7 @@ export class QpsBudget {
   private readonly dispatchDelays: DispatchDelays;
   private readonly onDispatch: ((observation: DispatchObservation) => void) | undefined;
   private readonly commandTimeoutMs: number;
+  private readonly clock = new RedisClock();
   private readonly memberPrefix = randomBytes(6).toString('hex');
   private seq = 0;
   private readyWait: Promise<void> | undefined;
@@ -201,9 +203,12 @@ export class QpsBudget {
     let raw: unknown;
     try {
       raw = await Promise.race([
-        this.whenReady().then(() =>
-          this.runScript(this.keyFor(api), limit, this.holdUs(this.dispatchDelays.boundMs()), maxWaitMs, 'peek', true),
-        ),
+        this.whenReady().then(async () => {
+          const sentAt = performance.now();
+          const reply = await this.runScript(this.keyFor(api), limit, this.holdUs(this.dispatchDelays.boundMs()), maxWaitMs, 'peek', true);
+          this.clock.observe(sentAt, performance.now(), parseReply(reply).nowUs / 1000);
+          return reply;
+        }),
         deadline,
       ]);
     } catch (err) {
@@ -296,6 +301,7 @@ export class QpsBudget {
           return this.runScript(key, limit, holdUs, maxWaitMs, member, false).then((raw) => {
             const receivedAt = performance.now();
             const reply = parseReply(raw);
+            const offset = this.clock.observe(sentAt, receivedAt, reply.nowUs / 1000);
             if (settled) {
               // Timed out or aborted meanwhile: nobody will use this slot.
               if (reply.granted) this.release(key, member);
@@ -308,13 +314,13 @@ export class QpsBudget {
             reserved = true;
             clearTimeout(deadline);
             const delayMs = reply.valueUs / 1000;
-            // The slot on this process's clock, as early as it can be: Redis read its clock after
-            // the command was sent. Delays measured from it can only overestimate.
-            const slotAt = sentAt + delayMs;
             const slotAtMs = (reply.nowUs + reply.valueUs) / 1000;
-            // Start no earlier than reply receipt + delay, hence never before the reserved time
-            // on Redis's clock.
-            cancelWait = runAt(receivedAt + delayMs, () => {
+            // The slot on this process's clock lies in [slotAt, startAt]: start at the latest, so
+            // never before the reserved time on Redis's clock, and measure from the earliest, so
+            // delays can only be overestimated.
+            const slotAt = slotAtMs - offset.high;
+            const startAt = slotAtMs - offset.low;
+            cancelWait = runAt(startAt, () => {
               if (settled) return;
               finish();
               const latenessMs = performance.now() - slotAt;

@@ -70,7 +70,8 @@ export default fp(
         const times = () => ({
           connectMs: tenths((queuedAt ?? performance.now()) - calledAt),
           ...(queuedAt !== undefined && sentAt !== undefined ? { budgetWaitMs: tenths(sentAt - queuedAt) } : {}),
-          ...(grant ? { marginMs: tenths(grant.marginMs) } : {}),
+          // the reserved slot on Redis's clock (epoch ms) and the margin its reservation added
+          ...(grant ? { slotAtMs: tenths(grant.slotAtMs), marginMs: tenths(grant.marginMs) } : {}),
           // slot → written: how late the caller woke, then the write itself
           ...(grant && sentAt !== undefined && writtenAt !== undefined ? { dispatchMs: tenths(grant.latenessMs + writtenAt - sentAt) } : {}),
           ...(sentAt !== undefined ? { upstreamMs: tenths(performance.now() - sentAt) } : {}),

@@ -22,7 +22,9 @@
  *     queue wait of granted calls; answers.
  * Prints numbers; asserts nothing. Knobs: BENCH_RUNS (5), BENCH_BUSY_RUNS (BENCH_RUNS),
  * BENCH_SECONDS (12), BENCH_QPS (10), BENCH_INSTANCES (4), BENCH_MARGIN_MS (the network allowance
- * CLOUDAUTH_BUDGET_MARGIN_MS; see DEFAULT_ALLOWANCE_MS).
+ * CLOUDAUTH_BUDGET_MARGIN_MS; see DEFAULT_ALLOWANCE_MS). BENCH_DEBUG=1 also prints, per run, each
+ * call's dispatch delay as the kernel saw it against its reservation's promise, the calls of the
+ * tightest N + 1, the late wakes and any answer other than 201/429.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -63,7 +63,7 @@ export interface Grant {
   delayMs: number;
   /** The margin this reservation added to the window: its promised dispatch delay + the network allowance (ms). */
   marginMs: number;
-  /** How late the caller woke after its slot (ms; its own clock, from when the reservation was sent). */
+  /** How late the caller woke after its slot (ms, its own clock; from the earliest the slot can have been, so never underestimated). */
   latenessMs: number;
 }
 
@@ -139,7 +139,8 @@ export class QpsBudget {
   private readonly dispatchDelays: DispatchDelays;
   private readonly onDispatch: ((observation: DispatchObservation) => void) | undefined;
   private readonly commandTimeoutMs: number;
-  private readonly clock = new RedisClock();
+  /** Per key: under Redis Cluster, keys (and clocks) may live on different nodes. */
+  private readonly clocks = new Map<string, RedisClock>();
   private readonly memberPrefix = randomBytes(6).toString('hex');
   private seq = 0;
   private readyWait: Promise<void> | undefined;
@@ -195,6 +196,7 @@ export class QpsBudget {
   async check(api: string, opts: Pick<AcquireOptions, 'maxWaitMs'> = {}): Promise<void> {
     const maxWaitMs = opts.maxWaitMs ?? this.maxWaitMs;
     const limit = this.limitFor(api);
+    const key = this.keyFor(api);
     checkNonNegative('maxWaitMs', maxWaitMs);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
@@ -205,8 +207,9 @@ export class QpsBudget {
       raw = await Promise.race([
         this.whenReady().then(async () => {
           const sentAt = performance.now();
-          const reply = await this.runScript(this.keyFor(api), limit, this.holdUs(this.dispatchDelays.boundMs()), maxWaitMs, 'peek', true);
-          this.clock.observe(sentAt, performance.now(), parseReply(reply).nowUs / 1000);
+          const reply = await this.runScript(key, limit, this.holdUs(this.dispatchDelays.boundMs()), maxWaitMs, 'peek', true);
+          // Every round trip also tells where Redis's clock stands.
+          this.clockOf(key).observe(sentAt, performance.now(), parseReply(reply).nowUs / 1000);
           return reply;
         }),
         deadline,
@@ -301,7 +304,7 @@ export class QpsBudget {
           return this.runScript(key, limit, holdUs, maxWaitMs, member, false).then((raw) => {
             const receivedAt = performance.now();
             const reply = parseReply(raw);
-            const offset = this.clock.observe(sentAt, receivedAt, reply.nowUs / 1000);
+            const offset = this.clockOf(key).observe(sentAt, receivedAt, reply.nowUs / 1000);
             if (settled) {
               // Timed out or aborted meanwhile: nobody will use this slot.
               if (reply.granted) this.release(key, member);
@@ -353,6 +356,12 @@ export class QpsBudget {
   private observe(api: string, outcome: DispatchObservation['outcome'], delayMs: number): void {
     this.dispatchDelays.record(delayMs);
     this.onDispatch?.({ api, outcome, delayMs, marginMs: this.marginMs() });
+  }
+
+  private clockOf(key: string): RedisClock {
+    let clock = this.clocks.get(key);
+    if (!clock) this.clocks.set(key, (clock = new RedisClock()));
+    return clock;
   }
 
   /** How long a reservation promising `dispatchMs` holds the window (µs). */

@@ -106,11 +106,11 @@ export function createCloudAuthClient(options: CloudAuthClientOptions): CloudAut
     let sent = false;
     let answered = false;
     const answer = new Promise<Answer>((resolve, reject) => {
-      req.once('error', reject);
+      req.on('error', reject);
       req.once('response', (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.once('error', reject);
+        res.on('error', reject);
         res.once('end', () => {
           answered = true;
           resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
@@ -147,7 +147,7 @@ export function createCloudAuthClient(options: CloudAuthClientOptions): CloudAut
   }
 
   async function call(api: ApiName, query: object, callOptions: CallOptions = {}): Promise<Body> {
-    // The runtime's read timeout is not applied on reused keep-alive connections: the deadline is ours.
+    // One deadline for the whole call: the connection, the queue for the budget's slot, the answer.
     const budgetMs = Math.min(options.timeoutMs, (callOptions.deadlineAt ?? Infinity) - Date.now());
     const deadline = AbortSignal.timeout(Math.max(1, budgetMs));
     const caller = callOptions.signal;

@@ -38,10 +38,11 @@ import { captureRequests } from './lib/wire.js';
 
 /**
  * On loopback there is no network jitter to allow for: the allowance only has to cover what the
- * instances' own measurement misses (a process preempted between its check and its write). The
- * service's default, 40 ms, is for a real network.
+ * instances' own measurement misses, a process preempted in the µs between its check and its write,
+ * for as long as the CPU's other tasks run (a scheduler slice, longer under heavy load: the kernel
+ * stamps caught a 16-ms slip). The service's default, 40 ms, is for a real network.
  */
-const DEFAULT_ALLOWANCE_MS = '10';
+const DEFAULT_ALLOWANCE_MS = '20';
 const N = Number(process.env.BENCH_QPS ?? 10);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 12);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);

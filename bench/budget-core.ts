@@ -1,16 +1,15 @@
 /**
- * Micro-check for the QpsBudget safety margin.
+ * Micro-check for the QpsBudget's dispatch bound, without HTTP.
  *
- *   node --import tsx bench/budget-core.ts [marginMs=0] [processes=4] [seconds=6] [N=10] [busyMs=3]
+ *   node --import tsx bench/budget-core.ts [allowanceMs=0] [processes=4] [seconds=6] [N=10] [busyMs=3]
  *
  * Forks `processes` workers (own process, own Redis connection) that offer ~8×N
  * req/s in total for `seconds`. After each grant a worker records
  *   lateness = actual local start − reserved slot (Redis clock; same host clock),
  * then burns `busyMs` of CPU to simulate request handling (event-loop lag).
- * Two starts N reservations apart are ≥ window + margin apart on Redis's clock,
- * so a real 1000 ms window can only hold N+1 starts if lateness varies by more
- * than the margin. The margin must cover that spread (plus, in production, the
- * jitter of the network path to Alibaba).
+ * A reservation holds the window for 1 s + the dispatch delay its process promises
+ * + the network allowance, and a caller later than its promise gives the slot back,
+ * so a real 1000 ms window holds at most N starts even with allowanceMs=0.
  */
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -28,12 +27,12 @@ interface Sample {
 
 const isWorker = process.argv[2] === 'worker';
 const args = process.argv.slice(isWorker ? 4 : 2);
-const [marginMs = 0, processes = 4, seconds = 6, N = 10, busyMs = 3] = args.map(Number);
+const [allowanceMs = 0, processes = 4, seconds = 6, N = 10, busyMs = 3] = args.map(Number);
 
 async function worker(keyPrefix: string): Promise<void> {
   const redis = new Redis({ host: '127.0.0.1', port: 6379, ...failFastRedisOptions });
   await new Promise((r) => redis.once('ready', r));
-  const budget = new QpsBudget({ redis, keyPrefix, account: 'bench', limits: N, maxWaitMs: 2000, marginMs });
+  const budget = new QpsBudget({ redis, keyPrefix, account: 'bench', limits: N, maxWaitMs: 2000, networkAllowanceMs: allowanceMs });
   const samples: Sample[] = [];
   const pending: Promise<void>[] = [];
   const t0 = performance.now();
@@ -91,7 +90,7 @@ async function main(): Promise<void> {
   const steady = starts.filter((s) => s - first < steadyMs).length;
   console.log(
     JSON.stringify({
-      marginMs, processes, seconds, N, busyMs,
+      allowanceMs, processes, seconds, N, busyMs,
       granted: samples.length,
       steadyRatePerSec: +(steady / (steadyMs / 1000)).toFixed(2),
       latenessMs: {

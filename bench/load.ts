@@ -82,8 +82,9 @@ async function startLatency(app: Child) {
     const entry = byRequest.get(id) ?? { upstreamMs: 0, waitMs: 0 };
     if (line.msg === 'request completed') entry.durationMs = Number(line.durationMs);
     if (line.msg === 'upstream call' || line.msg === 'upstream call failed') {
-      entry.upstreamMs += Number(line.upstreamMs);
-      entry.waitMs += Number(line.budgetWaitMs);
+      // Opening (or taking) the connection happens before the slot now: it is upstream time too.
+      entry.upstreamMs += (Number(line.upstreamMs) || 0) + (Number(line.connectMs) || 0);
+      entry.waitMs += Number(line.budgetWaitMs) || 0;
     }
     byRequest.set(id, entry);
   }

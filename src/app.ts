@@ -15,7 +15,7 @@ import {
 import { internalApiKeys } from './auth/api-keys.js';
 import auditPlugin from './audit/plugin.js';
 import authPlugin from './auth/plugin.js';
-import budgetPlugin from './budget/plugin.js';
+import budgetPlugin, { type LimiterFactory } from './budget/plugin.js';
 import cloudauthPlugin from './cloudauth/plugin.js';
 import configPlugin from './config/plugin.js';
 import type { Config } from './config/schema.js';
@@ -46,6 +46,8 @@ export interface AppOptions {
   config: Config;
   /** Refuses forged callbacks in front of Fastify (buildApp makes the server with it). */
   callbackGate?: CallbackGate;
+  /** A QPS limiter in place of the QpsBudget (benchmarks compare a baseline with it). */
+  budget?: LimiterFactory;
 }
 
 /**
@@ -53,7 +55,7 @@ export interface AppOptions {
  * official fastify/demo). Config and Redis come first because the rate limiter stores its counts
  * in Redis.
  */
-export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config, callbackGate }) => {
+export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config, callbackGate, budget }) => {
   // First, so that every route (the docs' too) answers errors in the same envelope.
   await app.register(errorHandler);
   app.setValidatorCompiler(validatorCompiler);
@@ -103,7 +105,7 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config, 
   await app.register(metricsPlugin);
   await app.register(limitsPlugin);
   await app.register(authPlugin);
-  await app.register(budgetPlugin);
+  await app.register(budgetPlugin, { limiter: budget });
   await app.register(cloudauthPlugin);
   await app.register(privacyPlugin);
   await app.register(sessionsPlugin);
@@ -121,7 +123,7 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config, 
 };
 
 /** A ready-to-listen Fastify instance for a validated config (logs to stdout unless given a stream). */
-export async function buildApp(config: Config, opts: { logStream?: NodeJS.WritableStream } = {}): Promise<FastifyInstance> {
+export async function buildApp(config: Config, opts: { logStream?: NodeJS.WritableStream; budget?: LimiterFactory } = {}): Promise<FastifyInstance> {
   const callbackGate = new CallbackGate();
   const app = Fastify({
     serverFactory: callbackGate.serverFactory,
@@ -134,6 +136,6 @@ export async function buildApp(config: Config, opts: { logStream?: NodeJS.Writab
     clientErrorHandler: clientErrors,
     logController: new RequestLogController(),
   }).withTypeProvider<ZodTypeProvider>();
-  await app.register(fp(serviceApp), { config, callbackGate });
+  await app.register(fp(serviceApp), { config, callbackGate, budget: opts.budget });
   return app;
 }

@@ -147,7 +147,6 @@ describe('production refuses an unsafe configuration, naming the variable', () =
     ['a public key without an audience', { AUTH_JWT_SECRET: undefined, AUTH_JWT_PUBLIC_KEY: pem, AUTH_JWT_PUBLIC_KEY_ALG: 'ES256' }, /AUTH_JWT_AUDIENCE: is required with AUTH_JWT_PUBLIC_KEY/],
     ['no CLOUDAUTH_ACCOUNT', { CLOUDAUTH_ACCOUNT: undefined }, /CLOUDAUTH_ACCOUNT: is unset/],
     ['the AccessKey id as CLOUDAUTH_ACCOUNT', { CLOUDAUTH_ACCOUNT: base.ALIBABA_CLOUD_ACCESS_KEY_ID }, /CLOUDAUTH_ACCOUNT: is unset \(or the AccessKey id\)/],
-    ['the fixed-window budget', { CLOUDAUTH_BUDGET_ALGORITHM: 'fixed-window' }, /CLOUDAUTH_BUDGET_ALGORITHM: only sliding-log/],
   ];
   for (const [what, env, message] of cases) {
     test(`${what}: refused in production, a warning elsewhere`, () => {

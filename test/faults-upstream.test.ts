@@ -26,7 +26,7 @@ before(async () => {
   await proxy.listen();
   proxy.blackhole();
   stack = await startStack({
-    env: { CLOUDAUTH_ENDPOINT: `http://127.0.0.1:${proxy.port}`, CLOUDAUTH_TIMEOUT_MS: String(DEADLINE_MS), CLOUDAUTH_QPS: '100000', CLOUDAUTH_BUDGET_MARGIN_MS: '500', LOG_LEVEL: 'warn' },
+    env: { CLOUDAUTH_ENDPOINT: `http://127.0.0.1:${proxy.port}`, CLOUDAUTH_TIMEOUT_MS: String(DEADLINE_MS), CLOUDAUTH_QPS: '100000', CLOUDAUTH_BUDGET_MAX_DISPATCH_MS: '1000', LOG_LEVEL: 'warn' },
   });
 });
 after(async () => {

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { RedisClient } from '../redis/client.js';
 import { BudgetExhaustedError, BudgetUnavailableError } from './errors.js';
-import { RESERVE_COMMAND, RESERVE_LUA } from './script.js';
+import { DEFAULT_DISPATCH_DELAY, DispatchDelays, type DispatchDelayOptions } from './dispatch-delay.js';
+import { RedisClock } from './redis-clock.js';
+import { RESERVE_COMMAND, RESERVE_LUA, reservationMember } from './script.js';
 import { runAt } from './timing.js';
 
 export interface BudgetOptions {
@@ -16,19 +18,39 @@ export interface BudgetOptions {
   limits: Record<string, number> | number;
   /** Longest a caller may be queued for a slot before BudgetExhaustedError. */
   maxWaitMs: number;
-  /** Added to the window: half absorbs late starts, half the jitter on the way to Alibaba. Default 40 ms. */
-  marginMs?: number;
+  /**
+   * Jitter allowed between a request leaving this process and its arrival at Alibaba (ms), which
+   * nothing here can measure. Each reservation's margin is this plus the dispatch delay its
+   * process promises. Default 40 ms.
+   */
+  networkAllowanceMs?: number;
+  /** How the promised dispatch delay is sized from the measured ones (see DispatchDelays). */
+  dispatchDelay?: Partial<DispatchDelayOptions>;
+  /** Told each measured dispatch delay, for metrics. */
+  onDispatch?: (observation: DispatchObservation) => void;
   /** Length of the limit window before the margin. Default 1000 ms (QPS). */
   windowMs?: number;
   /** Deadline for getting an answer from Redis (incl. waiting for a connection). Default 300 ms. */
   commandTimeoutMs?: number;
 }
 
+/**
+ * Puts the caller's prepared request on the wire, synchronously, and resolves with the moment
+ * (performance.now()) its last byte was handed to the kernel; rejects when it never was.
+ */
+export type Send = () => Promise<number>;
+
 export interface AcquireOptions {
   /** Abort while queued: the slot is given back and acquire rejects with `signal.reason`. */
   signal?: AbortSignal;
   /** Overrides BudgetOptions.maxWaitMs for this call. */
   maxWaitMs?: number;
+  /**
+   * Called at the slot, in the timer callback that found the caller on time, so nothing runs
+   * between that check and the write. Its delay is measured and sizes later margins. Without it
+   * the caller starts when acquire resolves, and only the wake-up is measured.
+   */
+  send?: Send;
 }
 
 export interface Grant {
@@ -39,9 +61,22 @@ export interface Grant {
   slotAtMs: number;
   /** How long the caller was told to wait (ms). */
   delayMs: number;
+  /** The margin this reservation added to the window: its promised dispatch delay + the network allowance (ms). */
+  marginMs: number;
+  /** How late the caller woke after its slot (ms, its own clock; from the earliest the slot can have been, so never underestimated). */
+  latenessMs: number;
 }
 
-export const DEFAULT_MARGIN_MS = 40;
+/** One measured dispatch delay: slot → request written (`sent`), or slot → a wake-up too late to send (`late`). */
+export interface DispatchObservation {
+  api: string;
+  outcome: 'sent' | 'late';
+  delayMs: number;
+  /** The margin the next reservation of this process adds, after this observation (ms). */
+  marginMs: number;
+}
+
+export const DEFAULT_NETWORK_ALLOWANCE_MS = 40;
 /** Reservations one caller may make when it keeps waking too late (an overloaded process). */
 const MAX_LATE_ATTEMPTS = 3;
 export const DEFAULT_WINDOW_MS = 1000;
@@ -50,7 +85,7 @@ export const DEFAULT_COMMAND_TIMEOUT_MS = 300;
 type ReserveFn = (
   key: string,
   limit: number,
-  windowUs: number,
+  holdUs: number,
   maxWaitUs: number,
   member: string,
   peek?: '1',
@@ -85,10 +120,13 @@ function checkLimit(api: string, value: number): void {
 }
 
 /**
- * Fleet-wide sliding-window QPS budget. At most `limit` calls per API start in
- * any window of `windowMs + marginMs` (Redis clock), across every process that
- * shares the Redis key. Callers are served in arrival order at Redis; each
- * acquire costs one Redis command (plus one ZREM if it is aborted while queued).
+ * Fleet-wide sliding-window QPS budget, exact where Alibaba counts: at most `limit` calls per API
+ * arrive in any 1-s window (`windowMs`), across every process that shares the Redis key, as long
+ * as the network's jitter stays within `networkAllowanceMs`. Each reservation holds the window for
+ * 1 s + its own margin (see script.ts), the margin being the dispatch delay its process promises
+ * (measured, see DispatchDelays) plus the allowance; a caller that cannot keep the promise gives
+ * the slot back. Callers are served in arrival order at Redis; each acquire costs one Redis command
+ * (plus one ZREM if it is aborted while queued or wakes too late).
  */
 export class QpsBudget {
   private readonly redis: RedisClient;
@@ -96,9 +134,13 @@ export class QpsBudget {
   private readonly account: string;
   private readonly limits: Record<string, number> | number;
   private readonly maxWaitMs: number;
-  private readonly windowUs: number;
-  private readonly maxLatenessMs: number;
+  private readonly windowMs: number;
+  private readonly networkAllowanceMs: number;
+  private readonly dispatchDelays: DispatchDelays;
+  private readonly onDispatch: ((observation: DispatchObservation) => void) | undefined;
   private readonly commandTimeoutMs: number;
+  /** Per key: under Redis Cluster, keys (and clocks) may live on different nodes. */
+  private readonly clocks = new Map<string, RedisClock>();
   private readonly memberPrefix = randomBytes(6).toString('hex');
   private seq = 0;
   private readyWait: Promise<void> | undefined;
@@ -108,8 +150,9 @@ export class QpsBudget {
     if (typeof opts.limits === 'number') checkLimit('every API', opts.limits);
     else for (const [api, n] of Object.entries(opts.limits)) checkLimit(api, n);
     checkNonNegative('maxWaitMs', opts.maxWaitMs);
-    const marginMs = opts.marginMs ?? DEFAULT_MARGIN_MS;
-    checkNonNegative('marginMs', marginMs);
+    this.networkAllowanceMs = opts.networkAllowanceMs ?? DEFAULT_NETWORK_ALLOWANCE_MS;
+    checkNonNegative('networkAllowanceMs', this.networkAllowanceMs);
+    this.onDispatch = opts.onDispatch;
     const windowMs = opts.windowMs ?? DEFAULT_WINDOW_MS;
     if (!(windowMs > 0) || !Number.isFinite(windowMs)) throw new TypeError('windowMs must be > 0');
     this.commandTimeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
@@ -120,8 +163,8 @@ export class QpsBudget {
     this.account = opts.account;
     this.limits = typeof opts.limits === 'number' ? opts.limits : { ...opts.limits };
     this.maxWaitMs = opts.maxWaitMs;
-    this.windowUs = Math.round((windowMs + marginMs) * 1000);
-    this.maxLatenessMs = marginMs / 2;
+    this.windowMs = windowMs;
+    this.dispatchDelays = new DispatchDelays({ ...DEFAULT_DISPATCH_DELAY, windowMs, ...opts.dispatchDelay });
 
     if (typeof (this.redis as unknown as Record<string, unknown>)[RESERVE_COMMAND] !== 'function') {
       this.redis.defineCommand(RESERVE_COMMAND, { numberOfKeys: 1, lua: RESERVE_LUA });
@@ -135,6 +178,11 @@ export class QpsBudget {
    */
   keyFor(api: string): string {
     return `${this.keyPrefix}:{${this.account}}:${api}`;
+  }
+
+  /** The margin this process's next reservation adds to the window (ms): promised dispatch delay + network allowance. */
+  marginMs(): number {
+    return this.dispatchDelays.boundMs() + this.networkAllowanceMs;
   }
 
   limitFor(api: string): number {
@@ -152,6 +200,7 @@ export class QpsBudget {
   async check(api: string, opts: Pick<AcquireOptions, 'maxWaitMs'> = {}): Promise<void> {
     const maxWaitMs = opts.maxWaitMs ?? this.maxWaitMs;
     const limit = this.limitFor(api);
+    const key = this.keyFor(api);
     checkNonNegative('maxWaitMs', maxWaitMs);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
@@ -160,9 +209,13 @@ export class QpsBudget {
     let raw: unknown;
     try {
       raw = await Promise.race([
-        this.whenReady().then(() =>
-          this.runScript(this.keyFor(api), limit, maxWaitMs, 'peek', true),
-        ),
+        this.whenReady().then(async () => {
+          const sentAt = performance.now();
+          const reply = await this.runScript(key, limit, this.holdUs(this.dispatchDelays.boundMs()), maxWaitMs, 'peek', true);
+          // Every round trip also tells where Redis's clock stands.
+          this.clockOf(key).observe(sentAt, performance.now(), parseReply(reply).nowUs / 1000);
+          return reply;
+        }),
         deadline,
       ]);
     } catch (err) {
@@ -183,25 +236,26 @@ export class QpsBudget {
    * Same as acquire, but resolves with details of the slot (for metrics).
    *
    * A caller may start late (a busy event loop, a reply stuck in a socket buffer). Late starts are
-   * what could put N+1 calls into one real second, so a caller that wakes more than half the
-   * margin after its slot gives the slot back and queues again instead of starting: every start
-   * is then within margin/2 of its reserved time, and the other half of the margin absorbs the
-   * jitter between the start and the arrival at Alibaba.
+   * what could put N+1 calls into one real second, so each reservation promises a bound on its
+   * caller's dispatch delay and holds the window that much longer; a caller that wakes later than
+   * its promise gives the slot back and queues again instead of starting. The delays measured
+   * (late wakes included) size the next promises.
    */
   async acquireSlot(api: string, opts: AcquireOptions = {}): Promise<Grant> {
     const startedAt = performance.now();
     const maxWaitMs = opts.maxWaitMs ?? this.maxWaitMs;
     for (let attempt = 1; ; attempt++) {
       const remaining = Math.max(0, maxWaitMs - (performance.now() - startedAt));
-      const { grant, latenessMs } = await this.reserveAndWait(api, { ...opts, maxWaitMs: remaining });
-      if (latenessMs <= this.maxLatenessMs) return { ...grant, attempts: attempt };
+      const grant = await this.reserveAndWait(api, { ...opts, maxWaitMs: remaining });
+      if (grant) return { ...grant, attempts: attempt };
       // Never start late: after a few misses, give up like a caller that found no slot.
-      if (attempt >= MAX_LATE_ATTEMPTS) throw new BudgetExhaustedError(api, this.maxLatenessMs * 2);
+      if (attempt >= MAX_LATE_ATTEMPTS) throw new BudgetExhaustedError(api, Math.max(1, Math.ceil(this.marginMs())));
     }
   }
 
-  private reserveAndWait(api: string, opts: AcquireOptions): Promise<{ grant: Omit<Grant, 'attempts'>; latenessMs: number }> {
-    const { signal } = opts;
+  /** Resolves with the grant once the caller may start (its `send` already called), or undefined when it woke too late. */
+  private reserveAndWait(api: string, opts: AcquireOptions): Promise<Omit<Grant, 'attempts'> | undefined> {
+    const { signal, send } = opts;
     if (signal?.aborted) return Promise.reject(signal.reason);
     let limit: number;
     const maxWaitMs = opts.maxWaitMs ?? this.maxWaitMs;
@@ -212,7 +266,11 @@ export class QpsBudget {
       return Promise.reject(err);
     }
     const key = this.keyFor(api);
-    const member = `${this.memberPrefix}:${(++this.seq).toString(36)}`;
+    // The promise this reservation makes: it reaches the wire within dispatchMs of its slot.
+    const dispatchMs = this.dispatchDelays.boundMs();
+    const marginMs = dispatchMs + this.networkAllowanceMs;
+    const holdUs = this.holdUs(dispatchMs);
+    const member = reservationMember(holdUs, `${this.memberPrefix}:${(++this.seq).toString(36)}`);
 
     return new Promise((resolve, reject) => {
       let settled = false;
@@ -242,16 +300,15 @@ export class QpsBudget {
       }, this.commandTimeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
 
-      const send = (): Promise<unknown> => this.runScript(key, limit, maxWaitMs, member, false);
-
       let sentAt = 0;
       this.whenReady()
         .then(() => {
           if (settled) return undefined; // gave up before anything was sent
           sentAt = performance.now();
-          return send().then((raw) => {
+          return this.runScript(key, limit, holdUs, maxWaitMs, member, false).then((raw) => {
             const receivedAt = performance.now();
             const reply = parseReply(raw);
+            const offset = this.clockOf(key).observe(sentAt, receivedAt, reply.nowUs / 1000);
             if (settled) {
               // Timed out or aborted meanwhile: nobody will use this slot.
               if (reply.granted) this.release(key, member);
@@ -264,16 +321,33 @@ export class QpsBudget {
             reserved = true;
             clearTimeout(deadline);
             const delayMs = reply.valueUs / 1000;
-            const grant = { api, delayMs, slotAtMs: (reply.nowUs + reply.valueUs) / 1000 };
-            // Start no earlier than reply receipt + delay, hence never before the
-            // reserved time on Redis's clock.
-            cancelWait = runAt(receivedAt + delayMs, () => {
+            const slotAtMs = (reply.nowUs + reply.valueUs) / 1000;
+            // The slot on this process's clock lies in [slotAt, startAt]: start at the latest, so
+            // never before the reserved time on Redis's clock, and measure from the earliest, so
+            // delays can only be overestimated.
+            const slotAt = slotAtMs - offset.high;
+            const startAt = slotAtMs - offset.low;
+            cancelWait = runAt(startAt, () => {
               if (settled) return;
               finish();
-              // Measured from when the command was sent, so it can only overestimate.
-              const latenessMs = performance.now() - (sentAt + delayMs);
-              if (latenessMs > this.maxLatenessMs) this.release(key, member);
-              resolve({ grant, latenessMs });
+              const latenessMs = performance.now() - slotAt;
+              if (latenessMs > dispatchMs) {
+                this.release(key, member);
+                this.observe(api, 'late', latenessMs);
+                resolve(undefined);
+                return;
+              }
+              let wired: Promise<number> | undefined;
+              if (send) {
+                try {
+                  wired = send();
+                } catch (err) {
+                  wired = Promise.reject(err);
+                }
+              }
+              resolve({ api, delayMs, slotAtMs, marginMs, latenessMs });
+              if (wired) wired.then((at) => this.observe(api, 'sent', at - slotAt), () => {});
+              else this.observe(api, 'sent', latenessMs);
             });
           });
         })
@@ -283,10 +357,26 @@ export class QpsBudget {
     });
   }
 
+  private observe(api: string, outcome: DispatchObservation['outcome'], delayMs: number): void {
+    this.dispatchDelays.record(delayMs);
+    this.onDispatch?.({ api, outcome, delayMs, marginMs: this.marginMs() });
+  }
+
+  private clockOf(key: string): RedisClock {
+    let clock = this.clocks.get(key);
+    if (!clock) this.clocks.set(key, (clock = new RedisClock()));
+    return clock;
+  }
+
+  /** How long a reservation promising `dispatchMs` holds the window (µs). */
+  private holdUs(dispatchMs: number): number {
+    return Math.round((this.windowMs + dispatchMs + this.networkAllowanceMs) * 1000);
+  }
+
   /** One run of the reservation script; `peek` answers the same without reserving. */
-  private runScript(key: string, limit: number, maxWaitMs: number, member: string, peek: boolean): Promise<unknown> {
+  private runScript(key: string, limit: number, holdUs: number, maxWaitMs: number, member: string, peek: boolean): Promise<unknown> {
     const redis = this.redis as unknown as Record<string, ReserveFn>;
-    const args = [key, limit, this.windowUs, Math.round(maxWaitMs * 1000), member] as const;
+    const args = [key, limit, holdUs, Math.round(maxWaitMs * 1000), member] as const;
     return peek ? redis[RESERVE_COMMAND]!(...args, '1') : redis[RESERVE_COMMAND]!(...args);
   }
 

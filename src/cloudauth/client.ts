@@ -1,11 +1,21 @@
 /**
- * The one file that talks to Alibaba's OpenAPI runtime. `@alicloud/cloudauth-intl20220809` (the
- * generated SDK) is not on the npm registry, so this calls the runtime it wraps,
- * `@alicloud/openapi-core`, with the same parameters; swapping in the official package later
- * changes only this file.
+ * The one file that talks to Alibaba's OpenAPI. `@alicloud/cloudauth-intl20220809` (the generated
+ * SDK) is not on the npm registry; its runtime, `@alicloud/openapi-core`, signs each request here
+ * (V3, ACS3-HMAC-SHA256), but this file sends it.
+ *
+ * Why not `client.callApi`: it builds, signs and sends in one go, through httpx's module-private
+ * keep-alive agent (openapi-core 1.0.8 passes no agent, and its runtime's keepAlive option would
+ * make a new agent per call). The QPS budget needs three things it cannot give: the request signed
+ * and its connection open BEFORE the budget's slot, so that nothing but the socket write happens
+ * after it; the write itself at the slot; and the moment the request was written, to measure the
+ * dispatch delay. The wire format stays the runtime's: every parameter in the query string, an
+ * empty body, the same headers; its errors are mapped as `callApi` maps them.
  */
-import * as OpenApiModule from '@alicloud/openapi-core';
-import { $OpenApiUtil } from '@alicloud/openapi-core';
+import http from 'node:http';
+import https from 'node:https';
+import { performance } from 'node:perf_hooks';
+import { stringify } from 'node:querystring';
+import { OpenApiUtil } from '@alicloud/openapi-core';
 import * as $dara from '@darabonba/typescript';
 import { CloudAuthError, type UpstreamFailure } from './errors.js';
 import {
@@ -22,6 +32,10 @@ import {
 } from './types.js';
 
 const API_VERSION = '2022-08-09';
+const SIGNATURE_ALGORITHM = 'ACS3-HMAC-SHA256';
+const EMPTY_BODY_SHA256 = OpenApiUtil.hash(Buffer.alloc(0), SIGNATURE_ALGORITHM).toString('hex');
+/** Re-preparations of one call whose held connection closed before its request was written. */
+const MAX_PREPARES = 3;
 
 /**
  * The Code of a successful answer. Alibaba's pages say "Success"; the generated SDK's example
@@ -34,9 +48,6 @@ const SUCCESS_CODES: Readonly<Record<ApiName, readonly string[]>> = {
   DeleteVerifyResult: ['Success', '200'],
 };
 
-// The package is CommonJS with a default export; under NodeNext ESM it arrives one level deep.
-const OpenApiClient = OpenApiModule.default.default;
-
 export interface CloudAuthClientOptions {
   /** e.g. https://cloudauth-intl.cn-hongkong.aliyuncs.com or http://127.0.0.1:8090 */
   endpoint: string;
@@ -48,65 +59,152 @@ export interface CloudAuthClientOptions {
 
 type Body = Record<string, unknown>;
 
-export function createCloudAuthClient(options: CloudAuthClientOptions): CloudAuthApi {
+interface Answer {
+  statusCode: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** A signed request on an open connection, nothing written yet. */
+interface Prepared {
+  /** Resolves once the connection is open (at once when a kept-alive one was free). */
+  connected: Promise<void>;
+  /** Writes the request; resolves with performance.now() once it was handed to the kernel. */
+  send: () => Promise<number>;
+  /** Whether send wrote anything: if not, Alibaba never saw this request. */
+  sent(): boolean;
+  answer: Promise<Answer>;
+  /** Drops the request (and its connection) unless it was answered. */
+  cancel(): void;
+}
+
+/** The client and the connections it keeps (close() ends them). */
+export type CloudAuthClient = CloudAuthApi & { close(): void };
+
+export function createCloudAuthClient(options: CloudAuthClientOptions): CloudAuthClient {
   const endpoint = new URL(options.endpoint);
-  const client = new OpenApiClient(
-    new $OpenApiUtil.Config({
-      accessKeyId: options.accessKeyId,
-      accessKeySecret: options.accessKeySecret,
-      endpoint: endpoint.host,
-      protocol: endpoint.protocol === 'http:' ? 'HTTP' : 'HTTPS',
-    }),
-  );
-  const runtime = new $dara.RuntimeOptions({
-    autoretry: false,
-    readTimeout: options.timeoutMs,
-    connectTimeout: Math.min(options.timeoutMs, 3000),
-  });
+  const secure = endpoint.protocol === 'https:';
+  // Kept-alive connections, the most recently used first: the warmest is the least likely to be
+  // closed by the server meanwhile, and spare ones idle out. A new one is opened before the slot.
+  const agent = new (secure ? https.Agent : http.Agent)({ keepAlive: true, scheduling: 'lifo' });
+  const userAgent = OpenApiUtil.getUserAgent('');
+
+  function prepare(api: ApiName, query: Record<string, string>, signal: AbortSignal): Prepared {
+    // What openapi-core's doRequest sends for an RPC call (AK credentials, no body).
+    const signed = new $dara.Request();
+    signed.protocol = secure ? 'HTTPS' : 'HTTP';
+    signed.method = 'POST';
+    signed.pathname = '/';
+    signed.query = query;
+    signed.headers = {
+      host: endpoint.host,
+      'x-acs-version': API_VERSION,
+      'x-acs-action': api,
+      'user-agent': userAgent,
+      'x-acs-date': OpenApiUtil.getTimestamp(),
+      'x-acs-signature-nonce': OpenApiUtil.getNonce(),
+      accept: 'application/json',
+      'x-acs-content-sha256': EMPTY_BODY_SHA256,
+    };
+    signed.headers.Authorization = OpenApiUtil.getAuthorization(signed, SIGNATURE_ALGORITHM, EMPTY_BODY_SHA256, options.accessKeyId, options.accessKeySecret);
+
+    const req = (secure ? https : http).request({
+      host: endpoint.hostname,
+      port: endpoint.port || undefined,
+      method: 'POST',
+      path: `/?${stringify(query)}`,
+      headers: { ...signed.headers, 'content-length': '0' },
+      agent,
+      signal,
+    });
+    let sent = false;
+    let answered = false;
+    const answer = new Promise<Answer>((resolve, reject) => {
+      req.on('error', reject);
+      req.once('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.once('end', () => {
+          answered = true;
+          resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
+        });
+      });
+    });
+    answer.catch(() => {}); // awaited by call() unless it gave up first
+    const connected = new Promise<void>((resolve, reject) => {
+      answer.catch(reject);
+      req.once('socket', (socket) => {
+        if (req.reusedSocket || !socket.connecting) resolve();
+        else socket.once(secure ? 'secureConnect' : 'connect', () => resolve());
+      });
+    });
+    connected.catch(() => {});
+    return {
+      connected,
+      answer,
+      sent: () => sent,
+      send() {
+        if (req.destroyed) return Promise.reject(new Error('connection closed before the request was written'));
+        sent = true;
+        const written = new Promise<number>((resolve, reject) => {
+          req.once('finish', () => resolve(performance.now()));
+          answer.catch(reject);
+        });
+        req.end();
+        return written;
+      },
+      cancel() {
+        if (!answered) req.destroy();
+      },
+    };
+  }
 
   async function call(api: ApiName, query: object, callOptions: CallOptions = {}): Promise<Body> {
-    const params = new $OpenApiUtil.Params({
-      action: api,
-      version: API_VERSION,
-      protocol: 'HTTPS',
-      pathname: '/',
-      method: 'POST',
-      authType: 'AK',
-      style: 'RPC',
-      reqBodyType: 'formData',
-      bodyType: 'json',
-    });
-    const request = new $OpenApiUtil.OpenApiRequest({ query: withoutUndefined(query) });
-    // The runtime's read timeout is not applied on reused keep-alive connections: the deadline is ours.
+    // One deadline for the whole call: the connection, the queue for the budget's slot, the answer.
     const budgetMs = Math.min(options.timeoutMs, (callOptions.deadlineAt ?? Infinity) - Date.now());
     const deadline = AbortSignal.timeout(Math.max(1, budgetMs));
-    const signal = callOptions.signal ? AbortSignal.any([deadline, callOptions.signal]) : deadline;
+    const caller = callOptions.signal;
+    const signal = caller ? AbortSignal.any([deadline, caller]) : deadline;
+    const params = withoutUndefined(query);
 
-    let response: { body?: unknown };
-    try {
-      response = await abortable(client.callApi(params, request, runtime), signal);
-    } catch (err) {
-      if (signal.aborted) {
-        throw new CloudAuthError(api, deadline.aborted ? 'timeout' : 'aborted', deadline.aborted ? 'Deadline' : 'Aborted');
+    // Nothing reached Alibaba: our caller going away passes through as it is (like a budget refusal).
+    const unsent = (err: unknown): unknown =>
+      caller?.aborted ? caller.reason : deadline.aborted ? new CloudAuthError(api, 'timeout', 'Deadline') : unreachable(api, err);
+    const failed = (err: unknown): CloudAuthError =>
+      signal.aborted ? new CloudAuthError(api, deadline.aborted ? 'timeout' : 'aborted', deadline.aborted ? 'Deadline' : 'Aborted') : classifyThrown(api, err);
+
+    let answer: Answer;
+    for (let attempt = 1; ; attempt++) {
+      const prepared = prepare(api, params, signal);
+      try {
+        await prepared.connected;
+      } catch (err) {
+        prepared.cancel();
+        throw unsent(err);
       }
-      throw classifyThrown(api, err);
+      try {
+        await (callOptions.dispatch ?? sendNow)(prepared.send);
+      } catch (err) {
+        prepared.cancel();
+        throw err; // the budget's refusal, or our caller went away while queued
+      }
+      try {
+        answer = await prepared.answer;
+        break;
+      } catch (err) {
+        prepared.cancel();
+        if (prepared.sent()) throw failed(err);
+        // The held connection closed before the slot came (e.g. the server's idle timeout), so
+        // nothing was written: prepare it again on a fresh connection (the slot is lost).
+        if (attempt >= MAX_PREPARES || signal.aborted) throw unsent(err);
+      }
     }
-    const body = response.body;
-    if (typeof body !== 'object' || body === null) throw new CloudAuthError(api, 'bad-response', 'NoBody');
-    const b = body as Body;
-    const requestId = str(b.RequestId);
-    if (typeof b.Code !== 'string' || !SUCCESS_CODES[api].includes(b.Code)) {
-      const code = str(b.Code) ?? 'Unknown';
-      throw new CloudAuthError(api, failureOfCode(code, 200), code, {
-        httpStatus: 200,
-        ...(requestId ? { requestId } : {}),
-        ...upstreamMessage(b.Message),
-      });
-    }
-    return b;
+    return bodyOf(api, answer);
   }
 
   return {
+    close: () => agent.destroy(),
     async initialize(req: InitializeRequest, callOptions?: CallOptions): Promise<InitializeResult> {
       const body = await call('Initialize', req, callOptions);
       const result = (body.Result ?? {}) as Body;
@@ -140,6 +238,44 @@ export function createCloudAuthClient(options: CloudAuthClientOptions): CloudAut
       return { requestId: str(body.RequestId), deleteResult, transactionId: str(result.TransactionId) };
     },
   };
+}
+
+/** Without a dispatch hook, a prepared request is written at once. */
+const sendNow = async (send: () => Promise<number>): Promise<void> => {
+  send().catch(() => {}); // a failed write shows in the answer
+};
+
+/** What `callApi` makes of an answer: the JSON body, or its error (HTTP 4xx/5xx) as a CloudAuthError. */
+function bodyOf(api: ApiName, answer: Answer): Body {
+  let body: unknown;
+  try {
+    body = JSON.parse(answer.body);
+  } catch {
+    throw new CloudAuthError(api, 'bad-response', 'NotJson', { httpStatus: answer.statusCode });
+  }
+  if (typeof body !== 'object' || body === null) throw new CloudAuthError(api, 'bad-response', 'NoBody');
+  const b = body as Body;
+  const status = answer.statusCode;
+  const requestId = str(b.RequestId) ?? str(b.requestId);
+  if (status >= 400 && status < 600) {
+    const code = str(b.Code) ?? str(b.code) ?? 'Unknown';
+    const retryAfterMs = OpenApiUtil.getThrottlingTimeLeft(answer.headers as Record<string, string>);
+    throw new CloudAuthError(api, failureOfCode(code, status), code, {
+      httpStatus: status,
+      ...(requestId ? { requestId } : {}),
+      ...(code.includes('Throttling') && retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      ...upstreamMessage(b.Message ?? b.message),
+    });
+  }
+  if (typeof b.Code !== 'string' || !SUCCESS_CODES[api].includes(b.Code)) {
+    const code = str(b.Code) ?? 'Unknown';
+    throw new CloudAuthError(api, failureOfCode(code, 200), code, {
+      httpStatus: 200,
+      ...(requestId ? { requestId } : {}),
+      ...upstreamMessage(b.Message),
+    });
+  }
+  return b;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
@@ -178,45 +314,14 @@ function failureOfCode(code: string, httpStatus: number | undefined): UpstreamFa
   return 'rejected';
 }
 
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
-
+/** A failure after the request was written (answers are read by bodyOf): the outcome is unknown. */
 function classifyThrown(api: ApiName, err: unknown): CloudAuthError {
-  if (err instanceof SyntaxError) return new CloudAuthError(api, 'bad-response', 'NotJson');
-  const e = (err ?? {}) as { name?: string; code?: unknown; statusCode?: unknown; requestId?: unknown; retryAfter?: unknown; data?: unknown };
-  const code = typeof e.code === 'string' ? e.code : 'Unknown';
-  const httpStatus = typeof e.statusCode === 'number' ? e.statusCode : undefined;
-  const requestId = str(e.requestId);
-  const data = (typeof e.data === 'object' && e.data !== null ? e.data : {}) as Body;
-  const details = {
-    ...(httpStatus !== undefined ? { httpStatus } : {}),
-    ...(requestId ? { requestId } : {}),
-    ...(typeof e.retryAfter === 'number' ? { retryAfterMs: e.retryAfter } : {}),
-    ...upstreamMessage(data.Message),
-  };
-  if (e.name === 'ThrottlingError' || e.name === 'ClientError' || e.name === 'ServerError') {
-    return new CloudAuthError(api, failureOfCode(code, httpStatus), code, details);
-  }
-  if (e.name === 'RequestTimeoutError' || /TIMEDOUT/.test(code)) return new CloudAuthError(api, 'timeout', code, details);
-  if (UNREACHABLE.has(code)) return new CloudAuthError(api, 'unreachable', code, details);
-  // Anything else (a reset connection, an unknown client error): the outcome is unknown.
-  return new CloudAuthError(api, 'timeout', code === 'Unknown' ? (e.name ?? 'Unknown') : code, details);
+  const e = (err ?? {}) as { name?: string; code?: unknown };
+  return new CloudAuthError(api, 'timeout', typeof e.code === 'string' ? e.code : (e.name ?? 'Unknown'));
 }
 
-/** Settles with `promise`, or rejects as soon as `signal` aborts. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
+/** A connection that failed before the request was written (refused, DNS, TLS, closed): Alibaba saw nothing. */
+function unreachable(api: ApiName, err: unknown): CloudAuthError {
+  const e = (err ?? {}) as { name?: string; code?: unknown };
+  return new CloudAuthError(api, 'unreachable', typeof e.code === 'string' ? e.code : (e.name ?? 'Unknown'));
 }

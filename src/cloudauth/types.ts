@@ -92,6 +92,12 @@ export interface CallOptions {
   log?: FastifyBaseLogger;
   /** Told Alibaba's RequestId of every answer, failures included (a request logs the last one). */
   onUpstreamRequestId?: (requestId: string) => void;
+  /**
+   * Puts the request on the wire. Called once it is signed and its connection is open; calls
+   * `send` at the moment the call may start (the QPS budget's slot) and resolves, or rejects
+   * without calling it (the rejection then propagates as it is). Default: send at once.
+   */
+  dispatch?: (send: () => Promise<number>) => Promise<void>;
 }
 
 /** What the rest of the service needs from cloudauth-intl. */

@@ -104,11 +104,6 @@ export const PRODUCTION_RULES: readonly ProductionRule[] = [
         ? ["is unset (or the AccessKey id): name the Alibaba Cloud account (its UID), whose QPS limit all its RAM users' keys share"]
         : [],
   },
-  {
-    variable: 'CLOUDAUTH_BUDGET_ALGORITHM',
-    requires: '`sliding-log`',
-    problems: (env) => (env.CLOUDAUTH_BUDGET_ALGORITHM === 'sliding-log' ? [] : ['only sliding-log keeps the QPS limit']),
-  },
 ];
 
 /** Everything production refuses in this configuration, one problem per offending value. */

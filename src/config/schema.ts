@@ -105,11 +105,8 @@ export const envSchema = z.object({
     CLOUDAUTH_QPS_CHECKRESULT: z.coerce.number().int().min(1).optional().describe('Override of CLOUDAUTH_QPS for CheckResult.'),
     CLOUDAUTH_QPS_DELETEVERIFYRESULT: z.coerce.number().int().min(1).optional().describe('Override of CLOUDAUTH_QPS for DeleteVerifyResult.'),
     CLOUDAUTH_BUDGET_WAIT_MS: z.coerce.number().int().min(0).max(30_000).default(2000).describe('How long a call may queue for a QPS slot before 429.'),
-    CLOUDAUTH_BUDGET_MARGIN_MS: z.coerce.number().int().min(0).max(500).default(40).describe('Added to the 1-s window: a call that cannot start within half of it queues again, the other half absorbs network jitter, so N+1 calls never meet in one real second.'),
-    CLOUDAUTH_BUDGET_ALGORITHM: z
-      .enum(['sliding-log', 'fixed-window'])
-      .default('sliding-log')
-      .describe('fixed-window is the naive INCR+EXPIRE baseline, kept only for `npm run bench:budget`: it lets 2N calls through (refused in production).'),
+    CLOUDAUTH_BUDGET_MARGIN_MS: z.coerce.number().int().min(0).max(500).default(40).describe("Network allowance (ms): jitter between a call leaving this service and its arrival at Alibaba. Each call's slot holds the 1-s window longer by this plus the dispatch delay its instance measured (kyc_budget_margin_seconds), so N+1 calls never arrive in one second."),
+    CLOUDAUTH_BUDGET_MAX_DISPATCH_MS: z.coerce.number().int().min(1).max(1000).default(200).describe('Most dispatch delay (budget slot → request written) a call may be promised (ms): a busier instance gives its slots back and queues again (429 after 3 tries) rather than widen its margin further.'),
 
     RATE_LIMIT_PER_USER: z.coerce.number().int().min(1).default(20).describe('POST /kyc/start requests per minute per user (JWT sub).'),
     RATE_LIMIT_PER_IP: z.coerce.number().int().min(1).default(120).describe('POST /kyc/start requests per minute per client IP from authenticated callers (failed authentications count in RATE_LIMIT_AUTH_FAILURES_PER_IP instead).'),

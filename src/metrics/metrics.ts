@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { DispatchObservation } from '../budget/budget.js';
 import { BudgetExhaustedError, BudgetUnavailableError } from '../budget/errors.js';
 import { CloudAuthError } from '../cloudauth/errors.js';
 import { HttpError } from '../errors/http-error.js';
@@ -52,6 +53,19 @@ export const METRIC_DEFINITIONS = {
     name: 'kyc_budget_queue_depth',
     help: 'Callers of this process currently waiting for a slot of the QPS budget, by API.',
     labelNames: ['api'],
+  },
+  budgetDispatchDelay: {
+    type: 'histogram',
+    name: 'kyc_budget_dispatch_delay_seconds',
+    help: 'How late calls reach the wire after their QPS budget slot, by API and outcome: sent (slot → request written to the socket) or late (slot → a wake-up later than its reservation promised: the slot was given back and the call queued again). The margin is sized from it.',
+    labelNames: ['api', 'outcome'],
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
+  },
+  budgetMargin: {
+    type: 'gauge',
+    name: 'kyc_budget_margin_seconds',
+    help: "Margin this instance's next reservation adds to the 1-s window: CLOUDAUTH_BUDGET_MARGIN_MS (the network allowance) plus the dispatch delay it promises, chosen from its last 64 measured delays as the bound that wastes the least budget (5 ms to CLOUDAUTH_BUDGET_MAX_DISPATCH_MS).",
+    labelNames: [],
   },
   callbacks: {
     type: 'counter',
@@ -135,6 +149,8 @@ export function createMetrics(options: MetricsOptions = {}) {
   const budgetWait = new Histogram({ ...d.budgetWait, labelNames: [...d.budgetWait.labelNames], buckets: [...d.budgetWait.buckets], registers });
   const budgetRejections = new Counter({ ...d.budgetRejections, labelNames: [...d.budgetRejections.labelNames], registers });
   const budgetQueueDepth = new Gauge({ ...d.budgetQueueDepth, labelNames: [...d.budgetQueueDepth.labelNames], registers });
+  const budgetDispatchDelay = new Histogram({ ...d.budgetDispatchDelay, labelNames: [...d.budgetDispatchDelay.labelNames], buckets: [...d.budgetDispatchDelay.buckets], registers });
+  const budgetMargin = new Gauge({ ...d.budgetMargin, labelNames: [], registers });
   const callbacks = new Counter({ ...d.callbacks, labelNames: [...d.callbacks.labelNames], registers });
   const callbackProbes = new Counter({ ...d.callbackProbes, labelNames: [...d.callbackProbes.labelNames], registers });
   const checkResultJobs = new Counter({ ...d.checkResultJobs, labelNames: [...d.checkResultJobs.labelNames], registers });
@@ -196,6 +212,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     budgetWait,
     budgetRejections,
     budgetQueueDepth,
+    budgetDispatchDelay,
     callbacks,
     callbackProbes,
     checkResultJobs,
@@ -244,6 +261,17 @@ export function createMetrics(options: MetricsOptions = {}) {
       // Counted like a refusal after queueing, having waited nothing.
       budgetRejections.inc({ api, reason: outcome });
       budgetWait.observe({ api, outcome }, 0);
+    },
+
+    /** One measured dispatch delay of the QPS budget, and the margin it leaves for the next reservation. */
+    budgetDispatch(observation: DispatchObservation): void {
+      budgetDispatchDelay.observe({ api: observation.api, outcome: observation.outcome }, observation.delayMs / 1000);
+      budgetMargin.set(observation.marginMs / 1000);
+    },
+
+    /** The margin the next reservation adds (ms), before anything was measured. */
+    setBudgetMargin(marginMs: number): void {
+      budgetMargin.set(marginMs / 1000);
     },
 
     /** Counts a callback whose token this service never made. */

@@ -36,6 +36,7 @@ import jobsPlugin from './jobs/plugin.js';
 import resultsPlugin from './results/plugin.js';
 import { CallbackGate, parseQuery } from './routes/kyc/callback-gate.js';
 import kycRoutes from './routes/kyc/index.js';
+import sessionChangesPlugin from './sessions/changes-plugin.js';
 import sessionsPlugin from './sessions/plugin.js';
 
 export interface AppOptions {
@@ -102,6 +103,7 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config, 
   await app.register(budgetPlugin);
   await app.register(cloudauthPlugin);
   await app.register(privacyPlugin);
+  await app.register(sessionChangesPlugin);
   await app.register(sessionsPlugin);
   await app.register(jobsPlugin);
   await app.register(resultsPlugin);

@@ -83,6 +83,30 @@ export const METRIC_DEFINITIONS = {
     help: 'Scrapes where counting sessions failed or took longer than 500 ms (kyc_sessions is then left out).',
     labelNames: [],
   },
+  statusReads: {
+    type: 'counter',
+    name: 'kyc_status_reads_total',
+    help: 'Status lookups of GET /kyc/sessions/:merchantBizId by source: cache (kept current by the change feed) or database.',
+    labelNames: ['source'],
+  },
+  statusWaiters: {
+    type: 'gauge',
+    name: 'kyc_status_waiters',
+    help: 'Long polls of GET /kyc/sessions/:merchantBizId (`wait`) waiting in this process for their session to change.',
+    labelNames: [],
+  },
+  sessionChangesLive: {
+    type: 'gauge',
+    name: 'kyc_session_changes_live',
+    help: "1 while this process hears its own heartbeat through the Redis change feed; 0: changes made elsewhere may not reach it, so its long polls answer at their timeout and its status reads skip the cache.",
+    labelNames: [],
+  },
+  sessionChangePublishFailures: {
+    type: 'counter',
+    name: 'kyc_session_change_publish_failures_total',
+    help: "Session changes this process could not publish to the change feed (Redis unreachable): other instances learn them at their long polls' timeout or their cache's expiry.",
+    labelNames: [],
+  },
 } as const;
 
 /** How long a scrape waits for the sessions count before leaving it out. */
@@ -126,6 +150,10 @@ export function createMetrics(options: MetricsOptions = {}) {
   const callbacks = new Counter({ ...d.callbacks, labelNames: [...d.callbacks.labelNames], registers });
   const callbackProbes = new Counter({ ...d.callbackProbes, labelNames: [...d.callbackProbes.labelNames], registers });
   const checkResultJobs = new Counter({ ...d.checkResultJobs, labelNames: [...d.checkResultJobs.labelNames], registers });
+  const statusReads = new Counter({ ...d.statusReads, labelNames: [...d.statusReads.labelNames], registers });
+  const statusWaiters = new Gauge({ ...d.statusWaiters, labelNames: [], registers });
+  const sessionChangesLive = new Gauge({ ...d.sessionChangesLive, labelNames: [], registers });
+  const sessionChangePublishFailures = new Counter({ ...d.sessionChangePublishFailures, labelNames: [], registers });
 
   // One query at a time: a scrape that finds the previous count still running waits for it
   // (within its own timeout) instead of piling up queries on a slow database.
@@ -186,6 +214,10 @@ export function createMetrics(options: MetricsOptions = {}) {
     callbackProbes,
     checkResultJobs,
     sessions,
+    statusReads,
+    statusWaiters,
+    sessionChangesLive,
+    sessionChangePublishFailures,
 
     /** One upstream call that ended after `durationMs`: pass the error when it failed. */
     upstreamCall(api: string, durationMs: number, err?: CloudAuthError): void {

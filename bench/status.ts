@@ -112,6 +112,13 @@ async function plainReads(app: Child, bare: Child, sessions: Seeded[]) {
   return { pairs, median };
 }
 
+/** kyc_status_reads_total by source, from the service's /metrics. */
+async function statusReadSources(): Promise<{ cache: number; shared: number; database: number }> {
+  const text = await (await fetch(`${APP}/metrics`)).text();
+  const count = (source: string) => Number(new RegExp(`^kyc_status_reads_total\\{source="${source}"\\} (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+  return { cache: count('cache'), shared: count('shared'), database: count('database') };
+}
+
 async function main() {
   const database = await benchDatabase(BASE_DATABASE_URL);
   const children: Child[] = [];
@@ -131,13 +138,15 @@ async function main() {
       // One client IP plays every user: the per-user limit still runs (Redis), but high.
       RATE_LIMIT_STATUS_PER_USER: '1000000000',
       ...(JSON.parse(process.env.BENCH_SERVICE_ENV ?? '{}') as Record<string, string>),
-    }, { keepLine: () => false });
+    }, { keepLine: (line) => line.includes('change feed') });
     children.push(app);
     const bare = await startNode('bench/lib/bare-route.mjs', { BARE_PORT: String(BARE_PORT) }, `${BARE}/healthz`);
     children.push(bare);
 
     console.error(`1/1 plain reads, ${CONNECTIONS} connections, ${READ_PAIRS} pairs of ${READ_SECONDS} s…`);
     const reads = await plainReads(app, bare, readers);
+    const readSources = await statusReadSources();
+    console.error(app.logs.map((l) => `${l.time} ${l.msg}`).join("\n"));
 
     const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-');
     const { median } = reads;
@@ -147,6 +156,7 @@ async function main() {
     console.log(`| 1. plain reads, ${READ_SECONDS} s each | bare Fastify route (own process), in the median pair | ${fmt(median.bare.reqPerS, 0)} req/s, p99 ${median.bare.p99} ms, ${fmt(median.bare.cpuUsPerRequest)} µs CPU per request (${median.bare.statuses}) | |`);
     console.log(`| | GET /kyc/sessions/:merchantBizId, in the median pair | ${fmt(median.service.reqPerS, 0)} req/s = ${fmt(100 * median.ratio)} % of bare, p99 ${median.service.p99} ms, ${fmt(median.service.cpuUsPerRequest)} µs CPU per request (${median.service.statuses}) | ≥ 25 % of bare |`);
     console.log(`| | service ÷ bare in each of the ${READ_PAIRS} adjacent pairs | ${reads.pairs.map((p) => `${fmt(100 * p.ratio)} %`).join(', ')} | |`);
+    console.log(`| | status lookups from the cache / sharing a query under way / the database (whole run) | ${readSources.cache} / ${readSources.shared} / ${readSources.database} | |`);
   } finally {
     for (const child of children.reverse()) await child.stop();
     await database.drop();

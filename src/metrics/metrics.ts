@@ -86,7 +86,7 @@ export const METRIC_DEFINITIONS = {
   statusReads: {
     type: 'counter',
     name: 'kyc_status_reads_total',
-    help: 'Status lookups of GET /kyc/sessions/:merchantBizId by source: cache (kept current by the change feed) or database.',
+    help: 'Status lookups of GET /kyc/sessions/:merchantBizId by source: cache (kept current by the change feed), shared (the query of another read of the same session, under way) or database.',
     labelNames: ['source'],
   },
   statusWaiters: {

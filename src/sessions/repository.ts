@@ -91,8 +91,8 @@ const quotaCte = (source: string, quotaUser: string, quotaMax: string) => `
     RETURNING now()::text AS stamp
   )`;
 
-/** Where a status came from: the status cache, or the database. */
-export type StatusSource = 'cache' | 'database';
+/** Where a status came from: the status cache, a query another read of it had under way, or a query of its own. */
+export type StatusSource = 'cache' | 'shared' | 'database';
 
 /**
  * All reads and writes of sessions and their transactions. Every state change is a conditional
@@ -271,29 +271,30 @@ export class SessionRepository {
   /**
    * What a caller's status read needs (the route frontends poll): the session and how many
    * transactions it has. From the status cache while the change feed keeps it current, otherwise
-   * one prepared statement on the pool; `fresh` skips the cache (a long poll's read after a wake-up
-   * or at its timeout). `onSource` is told where the answer came from.
+   * one prepared statement on the pool (shared by the reads of the same session that come while it
+   * runs); `fresh` skips the cache and sharing (a long poll's read after a wake-up or at its
+   * timeout). `onSource` is told where the answer came from.
    */
   async statusOf(
     userRef: string,
     merchantBizId: string,
     options: { fresh?: boolean; onSource?: (source: StatusSource) => void } = {},
   ): Promise<SessionStatusRow | null> {
-    const cache = this.statusCache;
-    const key = cache ? StatusCache.key(userRef, merchantBizId) : '';
-    if (cache && !options.fresh) {
-      const cached = cache.get(key);
-      if (cached) {
-        options.onSource?.('cache');
-        return cached;
-      }
-    }
-    const version = this.changes?.version ?? 0;
     // Named: node-postgres prepares it once per connection, so PostgreSQL parses and plans it once.
-    const { rows } = await this.query<SessionStatusRow>({ name: 'kyc-status-of', text: STATUS_QUERY }, [userRef, merchantBizId]);
-    options.onSource?.('database');
-    const row = rows[0] ?? null;
-    if (row && cache) cache.set(key, row, version);
+    const query = async () => (await this.query<SessionStatusRow>({ name: 'kyc-status-of', text: STATUS_QUERY }, [userRef, merchantBizId])).rows[0] ?? null;
+    const cache = this.statusCache;
+    if (!cache || options.fresh) {
+      options.onSource?.('database');
+      return query();
+    }
+    const key = StatusCache.key(userRef, merchantBizId);
+    const cached = cache.get(key);
+    if (cached) {
+      options.onSource?.('cache');
+      return cached;
+    }
+    const { row, shared } = cache.load(key, this.changes!.version, query);
+    options.onSource?.(shared ? 'shared' : 'database');
     return row;
   }
 

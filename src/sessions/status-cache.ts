@@ -19,6 +19,8 @@ export class StatusCache<Row extends { id: string }> {
   private readonly rows: LRUCache<string, Row>;
   /** session id → its key in `rows`, to evict by the id a change names. */
   private readonly keyOf = new Map<string, string>();
+  /** Reads under way, by key: a burst of reads of one session (an expired entry) makes one query. */
+  private readonly loading = new Map<string, Promise<Row | null>>();
 
   constructor(
     private readonly changes: Pick<SessionChanges, 'changedSince' | 'live' | 'onInvalidate'>,
@@ -42,11 +44,30 @@ export class StatusCache<Row extends { id: string }> {
     return this.changes.live() ? this.rows.get(key) : undefined;
   }
 
-  /** Keeps a row read from the database, unless a change of it was learnt of since `version` (read before the query). */
-  set(key: string, row: Row, version: number): void {
-    if (this.changes.changedSince(row.id, version) || !this.changes.live()) return;
-    this.rows.set(key, row);
-    this.keyOf.set(row.id, key);
+  /**
+   * The row a read of `key` under way will give (a plain read may share it: it started moments
+   * ago), or a new read by `load`, whose row is kept unless a change of it was learnt of while it
+   * was read (`version`: SessionChanges.version before `load` began).
+   */
+  load(key: string, version: number, load: () => Promise<Row | null>): { row: Promise<Row | null>; shared: boolean } {
+    const underWay = this.loading.get(key);
+    if (underWay) return { row: underWay, shared: true };
+    const row = load().then(
+      (row) => {
+        this.loading.delete(key);
+        if (row && !this.changes.changedSince(row.id, version) && this.changes.live()) {
+          this.rows.set(key, row);
+          this.keyOf.set(row.id, key);
+        }
+        return row;
+      },
+      (err: unknown) => {
+        this.loading.delete(key);
+        throw err;
+      },
+    );
+    this.loading.set(key, row);
+    return { row, shared: false };
   }
 
   get size(): number {

@@ -11,7 +11,11 @@ import { startDeps } from './start-deps.js';
 const sessionsRoute: FastifyPluginAsyncZod = async (app) => {
   const { sessions, sessionChanges: changes } = app;
   const maxAttempts = app.config.KYC_MAX_TRANSACTIONS_PER_SESSION;
-  const reads = { cache: app.metrics.statusReads.labels('cache'), database: app.metrics.statusReads.labels('database') };
+  const reads = {
+    cache: app.metrics.statusReads.labels('cache'),
+    shared: app.metrics.statusReads.labels('shared'),
+    database: app.metrics.statusReads.labels('database'),
+  };
   const countRead = (source: StatusSource) => reads[source].inc();
 
   /** The answer: the session as its caller sees it now. */

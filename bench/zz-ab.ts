@@ -23,8 +23,8 @@ try {
   const tokens = await Promise.all(ids.map((_, i) => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(`u${i}`).setExpirationTime('50m').sign(new TextEncoder().encode(JWT_KEY))));
   const requests = ids.map((_, i) => ({ method: 'GET' as const, path: `/kyc/sessions/ab${i + 1}`, headers: { authorization: `Bearer ${tokens[i]}` } }));
   for (const [i, v] of variants.entries()) {
-    const [dir, abl = ''] = v.split(':');
-    apps.push(await startNode(`${dir}/server.js`, { MALLOC_ARENA_MAX: '2', NODE_ENV: 'test', LOG_LEVEL: 'info', PORT: String(13400 + i), HOST: '127.0.0.1', REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: database.url, ALIBABA_CLOUD_ACCESS_KEY_ID: 'k', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 's', CLOUDAUTH_ENDPOINT: 'http://127.0.0.1:9',
+    const [dir, abl = '', level = 'info'] = v.split(':');
+    apps.push(await startNode(`${dir}/server.js`, { MALLOC_ARENA_MAX: '2', NODE_ENV: 'test', LOG_LEVEL: level, PORT: String(13400 + i), HOST: '127.0.0.1', REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: database.url, ALIBABA_CLOUD_ACCESS_KEY_ID: 'k', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 's', CLOUDAUTH_ENDPOINT: 'http://127.0.0.1:9',
       CLOUDAUTH_ACCOUNT: `ab-${randomBytes(4).toString('hex')}`, JOBS_SCHEMA: database.jobsSchema, JOBS_WORKERS: 'false', PUBLIC_BASE_URL: 'http://127.0.0.1:9', AUTH_JWT_SECRET: JWT_KEY,
       USER_ID_HASH_SECRET: SECRET, RATE_LIMIT_STATUS_PER_USER: '1000000000', ABL: abl, ...(JSON.parse(process.env.AB_ENV ?? '{}')) }, `http://127.0.0.1:${13400 + i}/healthz`, { keepLine: () => false, nodeArgs: serviceNodeFlags().split(' ') }));
   }

@@ -73,19 +73,20 @@ const sessionsRoute: FastifyPluginAsyncZod = async (app) => {
       try {
         // A change learnt of while the first read ran may be one it missed.
         if (changes.changedSince(session.id, version)) session = await read(true);
-        let closing = false;
+        // Answer after the next read: the wait ended (its time is up) or the service is closing.
+        let last = false;
         for (;;) {
           if (!session) throw notFound();
           const now = Date.now();
           const current = publicStatus(session, new Date(now));
           const remaining = deadline - performance.now();
-          if (current !== known || remaining <= 0 || closing) return view(session);
+          if (current !== known || remaining <= 0 || last) return view(session);
           // A pending session turns expired at its expiry, with no write to wake anyone: wake then.
           const untilExpiry = current === 'pending' ? session.expiresAt.getTime() - now + 1 : Number.POSITIVE_INFINITY;
           const reason = await watch.wait(Math.min(remaining, untilExpiry), gone.signal);
           // Nobody to answer: no read.
           if (reason === 'aborted') return view(session);
-          closing = reason === 'closing';
+          last = reason === 'closing' || (reason === 'timeout' && remaining <= untilExpiry);
           session = await read(true);
         }
       } finally {

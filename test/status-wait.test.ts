@@ -201,6 +201,27 @@ describe('long poll: GET /kyc/sessions/:merchantBizId?wait=S&status=X', () => {
   });
 });
 
+describe('security headers', () => {
+  test("status answers carry helmet's headers, exactly as the other routes' answers", async () => {
+    const s = await started();
+    const helmetHeaders = (res: Response) =>
+      Object.fromEntries([...res.headers].filter(([name]) => !/^(date|content-length|content-type|connection|keep-alive|x-request-id|x-ratelimit-.*|retry-after|www-authenticate|vary)$/.test(name)));
+    const reference = helmetHeaders(await fetch(`${ctx.stack.appUrl}/healthz`));
+    assert.ok(Object.keys(reference).length >= 8, JSON.stringify(reference));
+    const read = (token: string | undefined, query = '') =>
+      fetch(`${ctx.stack.appUrl}/kyc/sessions/${s.merchantBizId}${query}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    for (const [what, res] of [
+      ['200', await read(s.token)],
+      ['long poll 200', await read(s.token, '?wait=0.2&status=pending')],
+      ['400', await read(s.token, '?wait=99')],
+      ['401', await read(undefined)],
+      ['404', await read(await signToken(randomId('nobody-')))],
+    ] as const) {
+      assert.deepEqual(helmetHeaders(res), reference, what);
+    }
+  });
+});
+
 describe('the per-user status limit across instances', () => {
   test(`reads alternating between two instances: no more than ${STATUS_LIMIT} pass in the minute, the rest get 429`, async () => {
     const s = await started();

@@ -210,24 +210,20 @@ export class Watch {
 
   /**
    * Resolves when a change of the session was learnt of since the watch began or the last wait
-   * returned (at once if one was), after `timeoutMs`, when `signal` aborts (the caller went away)
-   * or when the feed closes (shutdown).
+   * returned (at once if one was), after `timeoutMs`, when the watch stops (the caller went away:
+   * `aborted`) or when the feed closes (shutdown).
    */
-  wait(timeoutMs: number, signal?: AbortSignal): Promise<WakeReason> {
+  wait(timeoutMs: number): Promise<WakeReason> {
     if (this.pending) {
       const reason = this.pending;
-      if (reason !== 'closing') this.pending = undefined; // closing stays: every later wait ends at once
+      if (reason !== 'closing' && reason !== 'aborted') this.pending = undefined; // those two stay: every later wait ends at once
       return Promise.resolve(reason);
     }
-    if (signal?.aborted) return Promise.resolve('aborted');
     return new Promise<WakeReason>((resolve) => {
-      const onAbort = () => this.wake?.('aborted');
       const timer = setTimeout(() => this.wake?.('timeout'), Math.max(0, timeoutMs));
-      signal?.addEventListener('abort', onAbort, { once: true });
       this.wake = (reason) => {
         this.wake = undefined;
         clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
         resolve(reason);
       };
     });
@@ -235,14 +231,16 @@ export class Watch {
 
   /** From the feed: the session changed, or the feed is closing. */
   notify(reason: 'changed' | 'closing'): void {
+    if (this.pending === 'aborted') return;
     if (this.pending !== 'closing') this.pending = reason;
     if (!this.wake) return;
-    if (reason === 'changed') this.pending = undefined; // delivered now
+    if (this.pending === 'changed') this.pending = undefined; // delivered now
     this.wake(reason);
   }
 
-  /** Ends the watch (a wait in progress resolves as aborted). */
+  /** Ends the watch: a wait in progress, and any later one, resolves as aborted. */
   stop(): void {
+    this.pending = 'aborted';
     this.wake?.('aborted');
     this.onStop(this);
   }

@@ -78,10 +78,9 @@ const sessionsRoute: FastifyPluginAsyncZod = async (app) => {
       // runs while it waits: one read after each wake-up, and one at the end.
       const deadline = performance.now() + wait * 1000;
       const watch = changes.watch(session.id);
-      const gone = new AbortController();
       // The response's 'close' before it finished: the caller went away.
       reply.raw.once('close', () => {
-        if (!reply.raw.writableFinished) gone.abort();
+        if (!reply.raw.writableFinished) watch.stop();
       });
       try {
         // A change learnt of while the first read ran may be one it missed.
@@ -96,7 +95,7 @@ const sessionsRoute: FastifyPluginAsyncZod = async (app) => {
           if (current !== known || remaining <= 0 || last) return view(session);
           // A pending session turns expired at its expiry, with no write to wake anyone: wake then.
           const untilExpiry = current === 'pending' ? session.expiresAt.getTime() - now + 1 : Number.POSITIVE_INFINITY;
-          const reason = await watch.wait(Math.min(remaining, untilExpiry), gone.signal);
+          const reason = await watch.wait(Math.min(remaining, untilExpiry));
           // Nobody to answer: no read.
           if (reason === 'aborted') return view(session);
           last = reason === 'closing' || (reason === 'timeout' && remaining <= untilExpiry);

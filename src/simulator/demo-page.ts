@@ -43,10 +43,13 @@ const SCRIPT = `(() => {
     remove(key) { sessionStorage.removeItem(KEY + key); },
   };
   const BIZ_ID = /^[A-Za-z0-9]{1,32}$/;
-  // Statuses no later event changes; anything else (pending, verifying) is polled again.
+  // Statuses no later event changes; anything else (pending, verifying) is asked for again.
   const FINAL = ['passed', 'failed', 'expired', 'error'];
+  // How long each status request may wait for a change (the service allows up to 30 s).
+  const WAIT_S = 25;
   let pollTimer;
   let pollFor;
+  let pollAbort;
 
   function setError(text) {
     $('error').textContent = text || '';
@@ -74,12 +77,12 @@ const SCRIPT = `(() => {
     return 'Bearer ' + session.token;
   }
 
-  async function callService(method, path, body) {
+  async function callService(method, path, body, signal) {
     const headers = { authorization: await bearer() };
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res;
     try {
-      res = await fetch(service + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      res = await fetch(service + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
     } catch {
       const err = new Error('Could not reach the service at ' + service + '. Is it running, and is ' +
         location.origin + ' listed in its CORS_ORIGINS?');
@@ -139,25 +142,35 @@ const SCRIPT = `(() => {
 
   function stopPolling() {
     clearTimeout(pollTimer);
+    if (pollAbort) pollAbort.abort();
     pollFor = undefined;
   }
 
-  // Asks the service for the status every second until it is final.
+  // Follows the status until it is final, with long polls: each request names the status shown
+  // (?status=) and the service answers as soon as it differs, or after WAIT_S seconds unchanged;
+  // then the page asks again at once. A change shows within milliseconds, with one request per
+  // change or per WAIT_S seconds (and a second between tries after an error).
   function poll(current) {
     stopPolling();
     pollFor = current.merchantBizId;
+    let known;
     const tick = async () => {
       if (pollFor !== current.merchantBizId) return;
+      pollAbort = new AbortController();
       try {
-        const status = await callService('GET', '/kyc/sessions/' + encodeURIComponent(current.merchantBizId));
+        const query = known ? '?wait=' + WAIT_S + '&status=' + encodeURIComponent(known) : '';
+        const status = await callService('GET', '/kyc/sessions/' + encodeURIComponent(current.merchantBizId) + query, undefined, pollAbort.signal);
         if (pollFor !== current.merchantBizId) return;
         setError('');
+        known = status.status;
         if (status.transactionId) current.transactionId = status.transactionId;
         renderVerification(current, status);
         if (FINAL.includes(status.status)) {
           stopPolling();
           return;
         }
+        pollTimer = setTimeout(tick, 0);
+        return;
       } catch (err) {
         if (pollFor !== current.merchantBizId) return;
         setError(err.message);
@@ -286,8 +299,8 @@ on the simulated Alibaba page, and watch its status. Service: <code id="service"
 <dt>Status</dt><dd><span id="status" class="status" data-status="checking" role="status" aria-live="polite">checking</span></dd>
 <dt>Outcome</dt><dd id="outcome">-</dd></dl>
 <a id="open" class="button" hidden>Open the verification page</a>
-<p id="open-note" class="note" hidden>There, press Pass or Fail: you come back here and the status updates (it is
-polled every second).</p>
+<p id="open-note" class="note" hidden>There, press Pass or Fail: you come back here and the status updates (each
+status request waits for the next change: a long poll).</p>
 </section>
 
 <pre id="error" class="error" role="alert" hidden></pre>

@@ -9,8 +9,11 @@ import { after, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { buildApp } from '../src/app.js';
+import { userRef } from '../src/auth/user-ref.js';
 import { signToken } from './helpers/jwt.js';
-import { DATABASE_URL, freePort, LogCapture, META_INFO, randomId } from './helpers/stack.js';
+import { clientFor } from './helpers/client.js';
+import { DATABASE_URL, freePort, LogCapture, META_INFO, randomId, REDIS_URL, startStack, waitFor, type Stack } from './helpers/stack.js';
+import { TcpProxy } from './helpers/tcp-proxy.js';
 import { useStack } from './helpers/use-stack.js';
 
 const STATUS_LIMIT = 5;
@@ -294,5 +297,64 @@ describe('a caller that goes away', () => {
     assert.equal(await gauge(), 0);
     const errors = ctx.stack.logs.lines.slice(logged).filter((line) => /"level":(50|60)/.test(line));
     assert.deepEqual(errors, []);
+  });
+});
+
+describe('Redis unreachable, then back', () => {
+  test('the feed goes not live (reads skip the cache), changes are counted as unpublished, and it comes back by itself', async () => {
+    const redis = new URL(REDIS_URL);
+    const proxy = new TcpProxy({ host: redis.hostname, port: Number(redis.port || 6379) });
+    const port = await proxy.listen();
+    let stack: Stack | undefined;
+    let writer: FastifyInstance | undefined;
+    try {
+      stack = await startStack({ env: { REDIS_URL: `redis://127.0.0.1:${port}` } });
+      const metrics = async () => (await fetch(`${stack!.appUrl}/metrics`)).text();
+      const sample = async (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(await metrics())?.[1]);
+      await waitFor('the feed to be live', async () => ((await sample('kyc_session_changes_live')) === 1 ? true : undefined));
+      const api = clientFor(stack);
+      const token = await signToken(randomId('cut-'));
+      const res = await api.start(token, { metaInfo: META_INFO });
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      const merchantBizId = String(res.body.merchantBizId);
+      const read = async () => (await api.session(token, merchantBizId)).body.status;
+      assert.equal(await read(), 'pending');
+      assert.equal(await read(), 'pending'); // cached
+
+      proxy.cut();
+      await waitFor('the feed to be lost', async () => ((await sample('kyc_session_changes_live')) === 0 ? true : undefined), 8000);
+      // Not live: a change the feed cannot carry shows in the next read (no cache).
+      const schema = new URL(stack.config.DATABASE_URL).searchParams.get('schema')!;
+      const db = new pg.Client({ connectionString: DATABASE_URL });
+      await db.connect();
+      await db.query(`UPDATE "${schema}".kyc_session SET status = 'verifying' WHERE merchant_biz_id = $1`, [merchantBizId]);
+      await db.end();
+      assert.equal(await read(), 'verifying');
+      // A change made here meanwhile cannot be published: counted.
+      const sim = (await api.sim.complete(String(res.body.transactionId), 'Y')).body;
+      assert.equal(sim.delivery.status, 200);
+      assert.ok((await sample('kyc_session_change_publish_failures_total')) >= 1);
+
+      proxy.restore();
+      await waitFor('the feed to be live again', async () => ((await sample('kyc_session_changes_live')) === 1 ? true : undefined), 10_000);
+      // Subscribed again: a change published by another instance (straight to Redis) wakes a waiter here.
+      writer = await buildApp({ ...stack.config, REDIS_URL, JOBS_WORKERS: false }, { logStream: new LogCapture() });
+      const sub = randomId('back-');
+      const token2 = await signToken(sub);
+      const second = await api.start(token2, { metaInfo: META_INFO });
+      assert.equal(second.status, 201);
+      const { id } = (await writer.sessions.statusOf(userRef(stack.config.USER_ID_HASH_SECRET, sub), String(second.body.merchantBizId)))!;
+      const waiting = statusRead(token2, String(second.body.merchantBizId), '?wait=20&status=pending', stack.appUrl);
+      await sleep(800);
+      const sentAt = performance.now();
+      assert.equal(await writer.sessions.markUnresolved(id, 'TEST_UNRESOLVED'), true);
+      const answer = await waiting;
+      assert.equal(answer.body.status, 'error');
+      assert.ok(answer.at - sentAt < 3000, `answered ${(answer.at - sentAt).toFixed(0)} ms after the change`);
+    } finally {
+      await writer?.close();
+      await stack?.close();
+      await proxy.close();
+    }
   });
 });

@@ -5,6 +5,7 @@
  * The service runs built (`node dist/server.js`) as the Docker image runs it, on real PostgreSQL
  * (a schema of its own, dropped at the end) and Redis; sessions are written straight into the
  * database (no Initialize: nothing here needs Alibaba; job workers are off).
+ * Each part runs on fresh instances.
  *  1. Long polls: BENCH_WAITERS (5,000) clients, each with a session of its own, wait on one
  *     instance (`?wait=30&status=pending`; opened at BENCH_WAITER_RATE per second, so their first
  *     reads do not queue past the pool's timeout). With all of them waiting: the instance's RSS and
@@ -342,10 +343,15 @@ async function main() {
   try {
     const readers = PARTS.has('reads') ? await seed(database.url, USERS, 'reader') : [];
     const waiters = PARTS.has('waiters') ? await seed(database.url, WAITERS, 'waiter') : [];
-    const app = await startService(APP_PORT, serviceEnv(APP_PORT), { keepLine: () => false });
-    children.push(app);
+    /** A fresh instance for each part: what one part leaves in memory does not weigh on the next. */
+    const stop = async (child: Child) => {
+      await child.stop();
+      children.splice(children.indexOf(child), 1);
+    };
 
     if (PARTS.has('waiters')) {
+      const app = await startService(APP_PORT, serviceEnv(APP_PORT), { keepLine: () => false });
+      children.push(app);
       const writer = await startService(WRITER_PORT, serviceEnv(WRITER_PORT), { keepLine: () => false });
       children.push(writer);
       console.error(`1/2 ${WAITERS} long polls on one instance, ${WRITES} decisive writes through another…`);
@@ -359,12 +365,13 @@ async function main() {
         `| | callbacks 200 / waiters answered \`verifying\`; the instance's CPU meanwhile | ${w.callbacksOk} / ${w.answered}; ${fmt(w.writeCpuPct)} % of a core | all |`,
         `| | the other waiters: answered early (re-polled) / client errors / still waiting at the end | ${w.repolled} / ${w.errors} / ${w.stillWaiting} of ${WAITERS - WRITES} | 0 / 0 / all |`,
       );
-      // The writer is no longer needed; the plain reads run next to the bare route alone.
-      await writer.stop();
-      children.splice(children.indexOf(writer), 1);
+      await stop(writer);
+      await stop(app);
     }
 
     if (PARTS.has('reads')) {
+      const app = await startService(APP_PORT, serviceEnv(APP_PORT), { keepLine: () => false });
+      children.push(app);
       const bare = await startNode('bench/lib/bare-route.mjs', { BARE_PORT: String(BARE_PORT) }, `${BARE}/healthz`);
       children.push(bare);
       console.error(`2/2 plain reads, ${CONNECTIONS} connections, ${READ_PAIRS} pairs of ${READ_SECONDS} s…`);

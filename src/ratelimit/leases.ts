@@ -19,7 +19,7 @@ return { current, ttl }`;
 const LEASE_COMMAND = 'kycRateLimitLease';
 
 /** The largest lease: at most this many units, minus one, go unused per instance and window. */
-export const MAX_LEASE = 8;
+export const MAX_LEASE = 16;
 
 export interface LeaseVerdict {
   allowed: boolean;
@@ -46,12 +46,12 @@ interface Lease {
 /**
  * A request limit per key and fixed window, counted in Redis across instances, that asks Redis
  * for units in leases rather than once a request: the first request of a key in a window takes 1
- * unit, each next lease twice as many (2, 4, 8, then 8). An instance serves only units it was
+ * unit, each next lease twice as many (2, 4, 8, 16, then 16). An instance serves only units it was
  * granted, and grants never go past `max`, so across all instances no more than `max` requests
  * pass in a window, exactly as when every request asks; an instance that stops serving a key
- * leaves at most MAX_LEASE - 1 of its units unused (the limit is that much stricter, never looser).
- * A frontend polling once a second makes ~10 Redis round trips a minute instead of 60; a burst, 8×
- * fewer. A key that reached `max` is refused locally until its window ends (a count only grows).
+ * leaves at most MAX_LEASE - 1 of its units unused (the limit is that much stricter, never looser:
+ * 15 of the default 300). A frontend polling once a second makes ~7 Redis round trips a minute
+ * instead of 60; a burst, 16× fewer. A key that reached `max` is refused locally until its window ends (a count only grows).
  * With Redis unreachable, requests pass (like @fastify/rate-limit's skipOnError) and nothing is
  * remembered.
  */

@@ -82,8 +82,8 @@ export default fp(
     };
 
     /**
-     * Like `limit`, counted in Redis in leases of up to 8 requests (leases.ts): never more than `max`
-     * across instances, with a Redis round trip for 1 request in 8 of a busy key.
+     * Like `limit`, counted in Redis in leases of up to 16 requests (leases.ts): never more than `max`
+     * across instances, with a Redis round trip for 1 request in 16 of a busy key.
      */
     const leased = (name: string, max: number, key: (req: FastifyRequest) => string | undefined): PreHandler => {
       const counter = new LeasedLimit(app.redis, { keyPrefix: `kyc:ratelimit:${config.CLOUDAUTH_ACCOUNT}:lease:${name}:`, max, windowMs: MINUTE_MS });

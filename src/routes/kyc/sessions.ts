@@ -1,5 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import fastJson from 'fast-json-stringify';
+import { serializerCompiler, type FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { ERROR_GROUPS as E } from '../../errors/codes.js';
 import { errorResponses } from '../../errors/schema.js';
 import { staticSecurityHeaders } from '../../errors/security-headers.js';
@@ -8,6 +10,14 @@ import type { SessionStatusRow, StatusSource } from '../../sessions/repository.j
 import { publicStatus } from '../../sessions/status.js';
 import { sessionParamsSchema, sessionQuerySchema, sessionResponseSchema, startBodySchema, startResponseSchema } from './schemas.js';
 import { startDeps } from './start-deps.js';
+
+/**
+ * The 200 answer, serialized by fast-json-stringify (Fastify's own serializer) compiled once from the
+ * response's zod schema: the zod serializer validates and copies every answer (~3 µs and its
+ * garbage, a twentieth of a read), while this one is built right here from typed columns (`view`).
+ * Error answers keep the zod serializer, which refuses a code the route does not document.
+ */
+const serializeStatus = fastJson(z.toJSONSchema(sessionResponseSchema, { target: 'draft-7', io: 'output' }) as Parameters<typeof fastJson>[0]);
 
 const SECURITY_HEADERS = Object.fromEntries(
   staticSecurityHeaders().flatMap((value, i, list) => (i % 2 === 0 ? [[value, list[i + 1]!]] : [])),
@@ -43,6 +53,9 @@ const sessionsRoute: FastifyPluginAsyncZod = async (app) => {
       // start: errors/security-headers.ts), in one call: @fastify/helmet makes its middleware anew
       // for every request (~4 % of a status read's allocations). onSend: every answer has them.
       helmet: false,
+      // Fastify passes each status code's schema as `route.schema` (its type names the route's whole schema).
+      serializerCompiler: (route) =>
+        String(route.httpStatus) === '200' ? serializeStatus : serializerCompiler(route as unknown as Parameters<typeof serializerCompiler>[0]),
       onSend: (_request, reply, payload, done) => {
         reply.headers(SECURITY_HEADERS);
         done(null, payload);

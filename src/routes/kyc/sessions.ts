@@ -53,13 +53,14 @@ const sessionsRoute: FastifyPluginAsyncZod = async (app) => {
       // start: errors/security-headers.ts), in one call: @fastify/helmet makes its middleware anew
       // for every request (~4 % of a status read's allocations). onSend: every answer has them.
       helmet: false,
-      // Fastify passes each status code's schema as `route.schema` (its type names the route's whole schema).
-      serializerCompiler: (route) =>
-        String(route.httpStatus) === '200' ? serializeStatus : serializerCompiler(route as unknown as Parameters<typeof serializerCompiler>[0]),
       onSend: (_request, reply, payload, done) => {
         reply.headers(SECURITY_HEADERS);
         done(null, payload);
       },
+      // serializeStatus for 200. Fastify passes each status code's schema as `route.schema` (its
+      // type names the route's whole schema).
+      serializerCompiler: (route) =>
+        String(route.httpStatus) === '200' ? serializeStatus : serializerCompiler(route as unknown as Parameters<typeof serializerCompiler>[0]),
       preHandler: [app.authenticate, app.limits.statusByUser],
       schema: {
         summary: "Status of one of the caller's verifications",

@@ -40,6 +40,7 @@ import jobsPlugin from './jobs/plugin.js';
 import resultsPlugin from './results/plugin.js';
 import { CallbackGate, parseQuery } from './routes/kyc/callback-gate.js';
 import kycRoutes from './routes/kyc/index.js';
+import sessionChangesPlugin from './sessions/changes-plugin.js';
 import sessionsPlugin from './sessions/plugin.js';
 
 export interface AppOptions {
@@ -108,6 +109,7 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config, 
   await app.register(budgetPlugin, { limiter: budget });
   await app.register(cloudauthPlugin);
   await app.register(privacyPlugin);
+  await app.register(sessionChangesPlugin);
   await app.register(sessionsPlugin);
   await app.register(jobsPlugin);
   await app.register(auditPlugin);

@@ -65,6 +65,26 @@ describe('caller authentication (HS256)', () => {
   });
 });
 
+describe('verified tokens are remembered, never beyond their expiry', () => {
+  test('a token accepted on one read is refused once its exp (and the 5-s clock tolerance) has passed', async () => {
+    const api = clientFor(hsStack);
+    const token = await signToken('forgetful', { expiresIn: now() + 1 });
+    assert.equal((await api.session(token, 'abc')).status, 404, 'accepted (no such session)');
+    assert.equal((await api.session(token, 'abc')).status, 404, 'accepted again');
+    await new Promise((r) => setTimeout(r, 7000));
+    const late = await api.session(token, 'abc');
+    assert.equal(late.status, 401);
+    assert.equal(late.body.code, 'INVALID_TOKEN');
+  });
+
+  test('a refused token stays refused, and the same caller with a valid token is served', async () => {
+    const api = clientFor(hsStack);
+    const bad = await signToken('someone', { secret: 'another-secret-0123456789-abcdefghijk' });
+    for (let i = 0; i < 3; i++) assert.equal((await api.session(bad, 'abc')).status, 401);
+    assert.equal((await api.session(await signToken('someone'), 'abc')).status, 404);
+  });
+});
+
 describe('caller authentication (RS256)', () => {
   const rs256 = async (claims: { iss?: string; sub?: string }) =>
     new SignJWT({})

@@ -201,6 +201,23 @@ describe('an erasure end to end', () => {
   });
 });
 
+describe('the person reading an erased session', () => {
+  test('their cached status and their long poll learn it at once: 404 (the session is no longer theirs)', async () => {
+    const s = await startIn(stack);
+    // Read twice: the second is answered from the status cache.
+    assert.equal((await api.session(s.token, s.merchantBizId)).body.status, 'pending');
+    assert.equal((await api.session(s.token, s.merchantBizId)).body.status, 'pending');
+    const waiting = fetch(`${stack.appUrl}/kyc/sessions/${s.merchantBizId}?wait=20&status=pending`, { headers: { authorization: `Bearer ${s.token}` } });
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    assert.equal((await backOffice(stack, 'DELETE', `/kyc/sessions/${s.sessionId}`)).status, 202);
+    const woken = await waiting;
+    assert.ok(Date.now() - t0 < 5000, `the long poll answered after ${Date.now() - t0} ms`);
+    assert.equal(woken.status, 404);
+    assert.equal((await api.session(s.token, s.merchantBizId)).status, 404);
+  });
+});
+
 describe('DELETE /internal/kyc/users/:userId', () => {
   test("erases every session of that person (found by the JWT sub as issued), and their day-cap row; another person's stays", async () => {
     const alice = `Ålice/${randomId()}@Example.COM`;

@@ -97,6 +97,20 @@ describe('the OpenAPI document lists what Fastify serves', () => {
   });
 });
 
+describe('the status route documents its long poll', () => {
+  test('GET /kyc/sessions/{merchantBizId}: query parameters wait (0-30 s) and status (one of the statuses)', () => {
+    const op = doc.paths['/kyc/sessions/{merchantBizId}']?.get as unknown as {
+      parameters?: Array<{ in: string; name: string; required?: boolean; schema?: { type?: string; minimum?: number; maximum?: number; enum?: string[] } }>;
+    };
+    const query = Object.fromEntries((op.parameters ?? []).filter((p) => p.in === 'query').map((p) => [p.name, p]));
+    assert.equal(query.wait?.schema?.type, 'number');
+    assert.equal(query.wait?.schema?.minimum, 0);
+    assert.equal(query.wait?.schema?.maximum, 30);
+    assert.deepEqual(query.status?.schema?.enum, ['pending', 'verifying', 'passed', 'failed', 'expired', 'error']);
+    assert.ok(!query.wait?.required && !query.status?.required, 'both optional: a plain read names neither');
+  });
+});
+
 describe('error codes', () => {
   /** Every (status, code) the document promises. */
   const documentedCodes = () => {

@@ -1,15 +1,18 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster } from 'ioredis';
+import { buildApp } from '../src/app.js';
 import { QpsBudget } from '../src/budget/index.js';
 import { failFastClusterOptions } from '../src/redis/options.js';
 import { assertExactUnderOverload } from './helpers/budget-exactness.js';
 import { clientFor } from './helpers/client.js';
 import { signToken } from './helpers/jwt.js';
 import { RedisClusterServers, redisToolsMissing } from './helpers/redis-server.js';
-import { META_INFO, randomId, startStack, waitFor, type Stack } from './helpers/stack.js';
+import { freePort, LogCapture, META_INFO, randomId, startStack, waitFor, type Stack } from './helpers/stack.js';
 
 const missing = redisToolsMissing();
 if (missing) console.warn(`# skipping the Redis Cluster tests: ${missing}`);
@@ -77,6 +80,40 @@ describe('on a 3-master Redis Cluster', { skip: missing }, () => {
     const ready = await fetch(`${stack.appUrl}/readyz`);
     assert.equal(ready.status, 200);
     assert.equal(((await ready.json()) as { checks: { redis: string } }).checks.redis, 'ok');
+  });
+
+  test('the change feed on the cluster: live, and a change through a second instance wakes a long poll at once', async () => {
+    assert.ok(stack, 'runs after the flow test');
+    const other = await buildApp({ ...stack.config, JOBS_WORKERS: false }, { logStream: new LogCapture() });
+    const port = await freePort();
+    await other.listen({ port, host: '127.0.0.1' });
+    try {
+      const live = async (url: string) => /^kyc_session_changes_live 1$/m.test(await (await fetch(`${url}/metrics`)).text()) || undefined;
+      await waitFor('both feeds to be live', async () => ((await live(stack!.appUrl)) && (await live(`http://127.0.0.1:${port}`))) || undefined, 10_000);
+      const api = clientFor(stack);
+      const token = await signToken(randomId('w'));
+      const started = await api.start(token, { metaInfo: META_INFO });
+      assert.equal(started.status, 201, JSON.stringify(started.body));
+      const transactionId = String(started.body.transactionId);
+      const sim = (await api.sim.transaction(transactionId)).body;
+      const waiting = fetch(`${stack.appUrl}/kyc/sessions/${started.body.merchantBizId}?wait=20&status=pending`, {
+        headers: { authorization: `Bearer ${token}` },
+      }).then(async (res) => ({ status: res.status, body: (await res.json()) as { status?: string }, at: performance.now() }));
+      await sleep(1000);
+      // Alibaba's callback reaches the other instance, which publishes the change on the cluster.
+      const callback = new URL(new URL(sim.callbackUrl!).pathname + new URL(sim.callbackUrl!).search, `http://127.0.0.1:${port}`);
+      for (const [name, value] of Object.entries({ transactionId, passed: 'Y', subCode: '200', callbackToken: sim.params.CallbackToken! })) {
+        callback.searchParams.set(name, value);
+      }
+      const sentAt = performance.now();
+      assert.equal((await fetch(callback)).status, 200);
+      const answer = await waiting;
+      assert.equal(answer.status, 200);
+      assert.equal(answer.body.status, 'verifying');
+      assert.ok(answer.at - sentAt < 3000, `answered ${(answer.at - sentAt).toFixed(0)} ms after the callback`);
+    } finally {
+      await other.close();
+    }
   });
 
   test('a master lost: /readyz 503 once the cluster says it is down, and starts fail closed', async () => {

@@ -4,6 +4,8 @@ import type { Config } from '../config/schema.js';
 export interface Caller {
   /** The merchant's user id (JWT `sub`). Never log it; use `userRef` from auth/user-ref.ts instead. */
   sub: string;
+  /** Until when (epoch ms) the token passes this check: its `exp` plus the clock tolerance. */
+  validUntilMs: number;
 }
 
 export class AuthError extends Error {
@@ -61,7 +63,7 @@ export function createJwtVerifier(config: Config): (token: string) => Caller {
       throw new AuthError(`token expires too far ahead (more than ${config.AUTH_JWT_MAX_AGE_S} s from now)`);
     }
     if (refuseDemo && payload[DEMO_TOKEN_CLAIM] === true) throw new AuthError('demo tokens are refused in production');
-    return { sub: payload.sub };
+    return { sub: payload.sub, validUntilMs: payload.exp * 1000 + CLOCK_TOLERANCE_MS };
   };
 }
 

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { LRUCache } from 'lru-cache';
 import { HttpError } from '../errors/http-error.js';
 import { internalApiKeys } from './api-keys.js';
 import { AuthError, createJwtVerifier } from './jwt.js';
@@ -35,10 +36,22 @@ declare module 'fastify' {
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
+/** Tokens remembered as verified (least recently used go first): ~0.5 KB each. */
+const VERIFIED_TOKENS_MAX = 10_000;
+
 export default fp(
   async (app) => {
     const verify = createJwtVerifier(app.config);
     app.decorateRequest('user', null);
+    /**
+     * Callers by the exact token they presented, until that token expires. A frontend presents the
+     * same token on every status read; verifying it again (base64, JSON, HMAC, claims) and hashing
+     * its `sub` again (userRef's HMAC) would give the same caller, at ~13 µs a read. What makes a
+     * token pass cannot change before its `exp` (signature, issuer, audience, the demo claim; the
+     * bound on its remaining lifetime only loosens with time), so only `exp` is checked again. Only
+     * tokens that passed are kept, so refused ones cannot fill it.
+     */
+    const verified = new LRUCache<string, AuthenticatedUser & { validUntilMs: number }>({ max: VERIFIED_TOKENS_MAX });
 
     /** The caller, or the 401 that refuses it. */
     const callerOf = (request: FastifyRequest): AuthenticatedUser | HttpError => {
@@ -47,9 +60,14 @@ export default fp(
       if (!match?.[1]) {
         return new HttpError(401, 'UNAUTHENTICATED', 'Authorization: Bearer <JWT> is required', { 'www-authenticate': 'Bearer' });
       }
+      const token = match[1];
+      const known = verified.get(token);
+      if (known && Date.now() < known.validUntilMs) return { ref: known.ref, sub: known.sub };
       try {
-        const { sub } = verify(match[1]);
-        return { ref: userRef(app.config.USER_ID_HASH_SECRET, sub), sub };
+        const { sub, validUntilMs } = verify(token);
+        const caller = { ref: userRef(app.config.USER_ID_HASH_SECRET, sub), sub };
+        verified.set(token, { ...caller, validUntilMs });
+        return caller;
       } catch (err) {
         const reason = err instanceof AuthError ? err.message : 'invalid token';
         return new HttpError(401, 'INVALID_TOKEN', `The bearer token was rejected: ${reason}`, {

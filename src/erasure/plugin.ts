@@ -46,7 +46,7 @@ declare module 'fastify' {
 export default fp(
   async (app) => {
     const { config, jobs } = app;
-    const repository = new ErasureRepository(app.pgPool);
+    const repository = new ErasureRepository(app.pgPool, app.sessionChanges);
     // A run makes one DeleteVerifyResult per transaction (each within CLOUDAUTH_TIMEOUT_MS) and a few queries.
     const expireInSeconds =
       Math.ceil((config.KYC_MAX_TRANSACTIONS_PER_SESSION * config.CLOUDAUTH_TIMEOUT_MS + (2 * config.KYC_MAX_TRANSACTIONS_PER_SESSION + 4) * config.DATABASE_TIMEOUT_MS) / 1000) + 60;
@@ -144,5 +144,5 @@ export default fp(
     if (config.KYC_SESSION_RETENTION_DAYS === undefined) await jobs.unschedule(ERASURE_QUEUES.retention);
     else await jobs.schedule(ERASURE_QUEUES.retention, '23 * * * *');
   },
-  { name: 'erasure', dependencies: ['config', 'db', 'jobs', 'cloudauth', 'events', 'audit', 'metrics'] },
+  { name: 'erasure', dependencies: ['config', 'db', 'jobs', 'cloudauth', 'events', 'audit', 'metrics', 'session-changes'] },
 );

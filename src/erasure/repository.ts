@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { query } from '../db/query.js';
+import type { SessionChangeNotifier } from '../sessions/changes.js';
 
 export type UpstreamDeletion = 'none' | 'pending' | 'deleted' | 'absent' | 'rejected' | 'failed';
 
@@ -26,7 +27,11 @@ export interface ErasureRequested {
  * the job then removes the rest (redactLocally) and records each deletion at Alibaba.
  */
 export class ErasureRepository {
-  constructor(private readonly pool: pg.Pool) {}
+  /** `changes` hears of each session a write changed (its status, its person): long polls and status caches. */
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly changes?: SessionChangeNotifier,
+  ) {}
 
   /**
    * Asks for the erasure of these sessions, in one statement (idempotent): a pending or verifying
@@ -65,6 +70,8 @@ export class ErasureRepository {
          FROM s`,
       [sessionIds],
     );
+    // Detached from its person (and maybe expired): a cached status of theirs must go.
+    if (rows.length > 0) this.changes?.changed(rows.map((r) => r.id));
     return rows;
   }
 
@@ -136,6 +143,7 @@ export class ErasureRepository {
         WHERE id = $1 AND erasure_requested_at IS NOT NULL`,
       [sessionId, inFlightSince],
     );
+    if (rowCount === 1) this.changes?.changed([sessionId]);
     return rowCount === 1;
   }
 

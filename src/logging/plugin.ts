@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin';
+import { lazyChildLoggerFactory } from './lazy-child.js';
 import { REQUEST_ID_HEADER } from './request-log.js';
 
 declare module 'fastify' {
@@ -18,6 +19,8 @@ export default fp(
   async (app) => {
     app.decorateRequest('upstreamRequestId', null);
     app.decorateRequest('logQuietly', false);
+    // Each request's logger is made when first written to (lazy-child.ts).
+    app.setChildLoggerFactory(lazyChildLoggerFactory);
     // Hooks on every request take a callback, not a promise: cheaper per request.
     app.addHook('onSend', (request, reply, payload, done) => {
       reply.header(REQUEST_ID_HEADER, request.id);

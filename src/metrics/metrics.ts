@@ -109,6 +109,30 @@ export const METRIC_DEFINITIONS = {
     help: 'Scrapes where counting sessions failed or took longer than 500 ms (kyc_sessions is then left out).',
     labelNames: [],
   },
+  statusReads: {
+    type: 'counter',
+    name: 'kyc_status_reads_total',
+    help: 'Status lookups of GET /kyc/sessions/:merchantBizId by source: cache (kept current by the change feed), shared (the query of another read of the same session, under way) or database.',
+    labelNames: ['source'],
+  },
+  statusWaiters: {
+    type: 'gauge',
+    name: 'kyc_status_waiters',
+    help: 'Long polls of GET /kyc/sessions/:merchantBizId (`wait`) waiting in this process for their session to change.',
+    labelNames: [],
+  },
+  sessionChangesLive: {
+    type: 'gauge',
+    name: 'kyc_session_changes_live',
+    help: "1 while this process hears its own heartbeat through the Redis change feed; 0: changes made elsewhere may not reach it, so its long polls answer at their timeout and its status reads skip the cache.",
+    labelNames: [],
+  },
+  sessionChangePublishFailures: {
+    type: 'counter',
+    name: 'kyc_session_change_publish_failures_total',
+    help: "Session changes this process could not publish to the change feed (Redis unreachable): other instances learn them at their long polls' timeout or their cache's expiry.",
+    labelNames: [],
+  },
 } as const;
 
 /** How long a scrape waits for the sessions count before leaving it out. */
@@ -156,6 +180,10 @@ export function createMetrics(options: MetricsOptions = {}) {
   const checkResultJobs = new Counter({ ...d.checkResultJobs, labelNames: [...d.checkResultJobs.labelNames], registers });
   const eventDeliveries = new Counter({ ...d.eventDeliveries, labelNames: [...d.eventDeliveries.labelNames], registers });
   const erasures = new Counter({ ...d.erasures, labelNames: [...d.erasures.labelNames], registers });
+  const statusReads = new Counter({ ...d.statusReads, labelNames: [...d.statusReads.labelNames], registers });
+  const statusWaiters = new Gauge({ ...d.statusWaiters, labelNames: [], registers });
+  const sessionChangesLive = new Gauge({ ...d.sessionChangesLive, labelNames: [], registers });
+  const sessionChangePublishFailures = new Counter({ ...d.sessionChangePublishFailures, labelNames: [], registers });
 
   // One query at a time: a scrape that finds the previous count still running waits for it
   // (within its own timeout) instead of piling up queries on a slow database.
@@ -219,6 +247,10 @@ export function createMetrics(options: MetricsOptions = {}) {
     eventDeliveries,
     erasures,
     sessions,
+    statusReads,
+    statusWaiters,
+    sessionChangesLive,
+    sessionChangePublishFailures,
 
     /** One attempt to deliver a merchant event. */
     eventDelivery(trigger: 'auto' | 'redeliver', outcome: 'delivered' | 'retry' | 'gave_up' | 'failed'): void {

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin';
 import { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError } from '../errors/http-error.js';
+import { LeasedLimit } from './leases.js';
 
 type PreHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
@@ -30,6 +31,7 @@ declare module 'fastify' {
       /** POST /kyc/start per address, counted after authentication: bad tokens cannot use it up. */
       startByIp: PreHandler;
       startByUser: PreHandler;
+      /** Counted in leases (leases.ts): the route frontends poll. */
       statusByUser: PreHandler;
       callbackByIp: PreHandler;
       internalByIp: PreHandler;
@@ -80,6 +82,21 @@ export default fp(
     };
 
     /**
+     * Like `limit`, counted in Redis in leases of up to 16 requests (leases.ts): never more than `max`
+     * across instances, with a Redis round trip for 1 request in 16 of a busy key.
+     */
+    const leased = (name: string, max: number, key: (req: FastifyRequest) => string | undefined): PreHandler => {
+      const counter = new LeasedLimit(app.redis, { keyPrefix: `kyc:ratelimit:${config.CLOUDAUTH_ACCOUNT}:lease:${name}:`, max, windowMs: MINUTE_MS });
+      return async (request, reply) => {
+        const r = await counter.take(key(request) ?? 'anonymous');
+        reply.header('x-ratelimit-limit', r.max);
+        reply.header('x-ratelimit-remaining', r.remaining);
+        reply.header('x-ratelimit-reset', r.ttlInSeconds);
+        if (!r.allowed) throw tooMany('Too many requests', r.ttlInSeconds);
+      };
+    };
+
+    /**
      * Counts only what `count` is called for. Its x-ratelimit-* headers go only on its own 429s:
      * the other answers carry those of the request limits, if any.
      */
@@ -107,12 +124,12 @@ export default fp(
     app.decorate('limits', {
       startByIp: limit('start:ip', config.RATE_LIMIT_PER_IP, addressOf),
       startByUser: limit('start:user', config.RATE_LIMIT_PER_USER, (req) => req.user?.ref),
-      statusByUser: limit('status:user', config.RATE_LIMIT_STATUS_PER_USER, (req) => req.user?.ref),
+      statusByUser: leased('status:user', config.RATE_LIMIT_STATUS_PER_USER, (req) => req.user?.ref),
       callbackByIp: limit('callback:ip', config.RATE_LIMIT_CALLBACK_PER_IP, addressOf),
       internalByIp: limit('internal:ip', config.RATE_LIMIT_INTERNAL_PER_IP, addressOf),
       authFailuresByIp: failures('auth-failures:ip', config.RATE_LIMIT_AUTH_FAILURES_PER_IP, 'Too many failed authentications from this address'),
       apiKeyFailuresByIp: failures('api-key-failures:ip', config.RATE_LIMIT_INTERNAL_KEY_FAILURES_PER_IP, 'Too many wrong API keys from this address'),
     });
   },
-  { name: 'limits', dependencies: ['config', '@fastify/rate-limit'] },
+  { name: 'limits', dependencies: ['config', 'redis', '@fastify/rate-limit'] },
 );

@@ -11,9 +11,9 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    app.decorate('sessions', new SessionRepository(app.prisma, app.pgPool));
+    app.decorate('sessions', new SessionRepository(app.prisma, app.pgPool, app.sessionChanges));
     // Derived from USER_ID_HASH_SECRET under its own label (HKDF): a separate key, one secret fewer to run.
     app.decorate('callbackTokens', new CallbackTokens(app.config.USER_ID_HASH_SECRET));
   },
-  { name: 'sessions', dependencies: ['config', 'db'] },
+  { name: 'sessions', dependencies: ['config', 'db', 'session-changes'] },
 );

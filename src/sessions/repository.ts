@@ -3,6 +3,8 @@ import { toDbError } from '../db/errors.js';
 import type { Db } from '../db/plugin.js';
 import type { KycSession, KycTransaction } from '../generated/prisma/client.js';
 import type { Sealed } from '../privacy/cipher.js';
+import type { SessionChanges } from './changes.js';
+import { StatusCache } from './status-cache.js';
 
 export type Session = KycSession;
 export type Transaction = KycTransaction;
@@ -64,6 +66,13 @@ export interface RecordedResult {
 
 const UNIQUE_VIOLATION = '23505';
 
+/** The status read: one session of one caller, with its number of transactions. */
+const STATUS_QUERY = `SELECT s.id, s.merchant_biz_id AS "merchantBizId", s.status, s.transaction_id AS "transactionId", s.expires_at AS "expiresAt",
+        s.passed, s.sub_code AS "subCode", s.updated_at AS "updatedAt",
+        (SELECT count(*)::int FROM kyc_transaction t WHERE t.session_id = s.id) AS attempts
+   FROM kyc_session s
+  WHERE s.user_ref = $1 AND s.merchant_biz_id = $2`;
+
 /**
  * The day cap, in a data-modifying CTE over `$quotaUser` (the caller's ref) and `$quotaMax`: the
  * caller's row keeps the times of their Initialize calls of the last 24 hours, and gets this one
@@ -82,21 +91,39 @@ const quotaCte = (source: string, quotaUser: string, quotaMax: string) => `
     RETURNING now()::text AS stamp
   )`;
 
+/** Where a status came from: the status cache, a query another read of it had under way, or a query of its own. */
+export type StatusSource = 'cache' | 'shared' | 'database';
+
 /**
  * All reads and writes of sessions and their transactions. Every state change is a conditional
  * update, safe under races. The writes of a start go to node-postgres directly, on the pool under
  * Prisma: through Prisma's query engine each took 0.4–0.6 ms more (README → Performance).
+ *
+ * Every method that changes a session's status or its transactions tells the change feed which
+ * sessions it changed, after the write committed (`this.changed`): that is what wakes long polls on
+ * every instance and evicts cached statuses. A new state-changing method must call it too.
  */
 export class SessionRepository {
+  private readonly statusCache: StatusCache<SessionStatusRow> | undefined;
+
+  /** Without a change feed (`changes`), nothing is published and status reads are not cached. */
   constructor(
     private readonly prisma: Db,
     private readonly pool: pg.Pool,
-  ) {}
+    private readonly changes?: SessionChanges,
+  ) {
+    this.statusCache = changes ? new StatusCache<SessionStatusRow>(changes) : undefined;
+  }
+
+  /** Tells the change feed these sessions changed (call it after the write committed). Never throws. */
+  private changed(...sessionIds: string[]): void {
+    if (sessionIds.length > 0) this.changes?.changed(sessionIds);
+  }
 
   /** One statement on the pool, its failures mapped like Prisma's (toDbError). */
-  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+  private async query<R extends pg.QueryResultRow>(text: string | { name: string; text: string }, values: unknown[]): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query<R>(text, values);
+      return await (typeof text === 'string' ? this.pool.query<R>(text, values) : this.pool.query<R>({ ...text, values }));
     } catch (err) {
       throw toDbError(err);
     }
@@ -128,6 +155,7 @@ export class SessionRepository {
     if (row.stamp) return { kind: 'reserved', seq: 1, quotaStamp: row.stamp };
     // The day cap refused: take the session back, so that nothing of this start remains.
     await this.query('DELETE FROM kyc_session WHERE id = $1', [s.id]);
+    this.changed(s.id); // a status read may have seen it meanwhile
     return { kind: 'day-cap', retryAfterS: await this.quotaRetryAfterS(s.userRef) };
   }
 
@@ -159,6 +187,7 @@ export class SessionRepository {
     const row = rows[0];
     if (!row || Number(row.n) >= caps.perSession) return { kind: 'session-cap' };
     if (!row.stamp || row.seq === null) return { kind: 'day-cap', retryAfterS: await this.quotaRetryAfterS(t.userRef) };
+    this.changed(t.sessionId); // one more attempt
     return { kind: 'reserved', seq: row.seq, quotaStamp: row.stamp };
   }
 
@@ -175,7 +204,7 @@ export class SessionRepository {
 
   /** Stores what Initialize returned on its transaction, and makes it the session's newest. */
   async attachTransaction(sessionId: string, seq: number, t: IssuedTransaction): Promise<void> {
-    await this.query(
+    const { rowCount } = await this.query(
       `WITH t AS (
          UPDATE kyc_transaction
             SET transaction_id = $3, transaction_url = $4, protocol = $5, expires_at = $6, upstream_request_id = $7, updated_at = now()
@@ -190,6 +219,7 @@ export class SessionRepository {
         WHERE id = $1 AND EXISTS (SELECT 1 FROM t)`,
       [sessionId, seq, t.transactionId, t.transactionUrl, t.protocol, t.expiresAt, t.upstreamRequestId],
     );
+    if (rowCount === 1) this.changed(sessionId);
   }
 
   /**
@@ -197,16 +227,19 @@ export class SessionRepository {
    * was started); a failed resume leaves its session as it was.
    */
   async markStartFailed(sessionId: string, seq: number, errorCode: string, upstreamRequestId: string | null): Promise<void> {
-    await this.query(
+    const { rows } = await this.query<{ changed: boolean }>(
       `WITH t AS (
          UPDATE kyc_transaction SET error_code = $3, upstream_request_id = $4, updated_at = now()
           WHERE session_id = $1 AND seq = $2 AND transaction_id IS NULL
          RETURNING seq
+       ), s AS (
+         UPDATE kyc_session SET status = 'error', error_code = $3, upstream_request_id = $4, updated_at = now()
+          WHERE id = $1 AND status = 'pending' AND transaction_id IS NULL AND EXISTS (SELECT 1 FROM t WHERE seq = 1)
        )
-       UPDATE kyc_session SET status = 'error', error_code = $3, upstream_request_id = $4, updated_at = now()
-        WHERE id = $1 AND status = 'pending' AND transaction_id IS NULL AND EXISTS (SELECT 1 FROM t WHERE seq = 1)`,
+       SELECT EXISTS (SELECT 1 FROM t) AS changed`,
       [sessionId, seq, errorCode, upstreamRequestId],
     );
+    if (rows[0]?.changed) this.changed(sessionId);
   }
 
   /**
@@ -215,16 +248,19 @@ export class SessionRepository {
    * retry with the same merchantBizId.
    */
   async releaseTransaction(sessionId: string, seq: number, userRef: string, quotaStamp: string): Promise<void> {
-    await this.query(
+    const { rows } = await this.query<{ changed: boolean }>(
       `WITH t AS (
          DELETE FROM kyc_transaction WHERE session_id = $1 AND seq = $2 AND transaction_id IS NULL RETURNING seq
        ), q AS (
          UPDATE kyc_user_quota SET starts = array_remove(starts, $4::timestamptz) WHERE user_ref = $3 AND EXISTS (SELECT 1 FROM t)
+       ), s AS (
+         DELETE FROM kyc_session
+          WHERE id = $1 AND EXISTS (SELECT 1 FROM t WHERE seq = 1) AND status = 'pending' AND transaction_id IS NULL
        )
-       DELETE FROM kyc_session
-        WHERE id = $1 AND EXISTS (SELECT 1 FROM t WHERE seq = 1) AND status = 'pending' AND transaction_id IS NULL`,
+       SELECT EXISTS (SELECT 1 FROM t) AS changed`,
       [sessionId, seq, userRef, quotaStamp],
     );
+    if (rows[0]?.changed) this.changed(sessionId);
   }
 
   /** The caller's session with this merchantBizId. */
@@ -233,19 +269,33 @@ export class SessionRepository {
   }
 
   /**
-   * What a caller's status read needs, in one statement on the pool (the route frontends poll):
-   * the session and how many transactions it has.
+   * What a caller's status read needs (the route frontends poll): the session and how many
+   * transactions it has. From the status cache while the change feed keeps it current, otherwise
+   * one prepared statement on the pool (shared by the reads of the same session that come while it
+   * runs); `fresh` skips the cache and sharing (a long poll's read after a wake-up or at its
+   * timeout). `onSource` is told where the answer came from.
    */
-  async statusOf(userRef: string, merchantBizId: string): Promise<SessionStatusRow | null> {
-    const { rows } = await this.query<SessionStatusRow>(
-      `SELECT s.id, s.merchant_biz_id AS "merchantBizId", s.status, s.transaction_id AS "transactionId", s.expires_at AS "expiresAt",
-              s.passed, s.sub_code AS "subCode", s.updated_at AS "updatedAt",
-              (SELECT count(*)::int FROM kyc_transaction t WHERE t.session_id = s.id) AS attempts
-         FROM kyc_session s
-        WHERE s.user_ref = $1 AND s.merchant_biz_id = $2`,
-      [userRef, merchantBizId],
-    );
-    return rows[0] ?? null;
+  async statusOf(
+    userRef: string,
+    merchantBizId: string,
+    options: { fresh?: boolean; onSource?: (source: StatusSource) => void } = {},
+  ): Promise<SessionStatusRow | null> {
+    // Named: node-postgres prepares it once per connection, so PostgreSQL parses and plans it once.
+    const query = async () => (await this.query<SessionStatusRow>({ name: 'kyc-status-of', text: STATUS_QUERY }, [userRef, merchantBizId])).rows[0] ?? null;
+    const cache = this.statusCache;
+    if (!cache || options.fresh) {
+      options.onSource?.('database');
+      return query();
+    }
+    const key = StatusCache.key(userRef, merchantBizId);
+    const cached = cache.get(key);
+    if (cached) {
+      options.onSource?.('cache');
+      return cached;
+    }
+    const { row, shared } = cache.load(key, this.changes!.version, query);
+    options.onSource?.(shared ? 'shared' : 'database');
+    return row;
   }
 
   findById(id: string): Promise<Session | null> {
@@ -310,6 +360,7 @@ export class SessionRepository {
           AND erasure_requested_at IS NULL`,
       [sessionId, seq, c.passed, c.subCode, c.transactionId],
     );
+    if (rowCount === 1) this.changed(sessionId);
     return rowCount === 1;
   }
 
@@ -322,7 +373,7 @@ export class SessionRepository {
     seq: number,
     r: { transactionId: string; passed: 'Y' | 'N'; subCode: string | null; details: Sealed | null },
   ): Promise<RecordedResult> {
-    const { rows } = await this.query<{ settled: boolean }>(
+    const { rows } = await this.query<{ settled: boolean; recorded: boolean }>(
       `WITH t AS (
          UPDATE kyc_transaction SET passed = $3, sub_code = $4, checked_at = now(), updated_at = now()
           WHERE session_id = $1 AND seq = $2 AND passed IS NULL
@@ -338,10 +389,12 @@ export class SessionRepository {
           WHERE id = $1 AND passed IS NULL AND status IN ('verifying', 'pending', 'expired') AND erasure_requested_at IS NULL
          RETURNING id
        )
-       SELECT EXISTS (SELECT 1 FROM s) AS settled`,
+       SELECT EXISTS (SELECT 1 FROM s) AS settled, EXISTS (SELECT 1 FROM t) AS recorded`,
       [sessionId, seq, r.passed, r.subCode, r.transactionId, r.details?.ciphertext ?? null, r.details?.keyId ?? null],
     );
-    return { settled: rows[0]?.settled === true };
+    const { settled = false, recorded = false } = rows[0] ?? {};
+    if (settled || recorded) this.changed(sessionId);
+    return { settled };
   }
 
   /** Notes when CheckResult last answered for a session (an answer without a verdict). */
@@ -358,6 +411,7 @@ export class SessionRepository {
       where: { id: sessionId, status: { in: ['verifying', 'pending'] }, passed: null },
       data: { status: 'error', errorCode, checkedAt: new Date() },
     });
+    if (count === 1) this.changed(sessionId);
     return count === 1;
   }
 
@@ -374,16 +428,20 @@ export class SessionRepository {
           AND NOT EXISTS (SELECT 1 FROM kyc_transaction WHERE session_id = $1 AND callback_passed IS NOT NULL)`,
       [sessionId],
     );
+    if (rowCount === 1) this.changed(sessionId);
     return rowCount === 1;
   }
 
   /** Pending sessions past their expiry whose Initialize never answered: nothing to ask Alibaba. */
   async expireUnstarted(now = new Date()): Promise<number> {
-    const { count } = await this.prisma.kycSession.updateMany({
-      where: { status: 'pending', expiresAt: { lt: now }, transactionId: null },
-      data: { status: 'expired' },
-    });
-    return count;
+    const { rows } = await this.query<{ id: string }>(
+      `UPDATE kyc_session SET status = 'expired', updated_at = now()
+        WHERE status = 'pending' AND expires_at < $1 AND transaction_id IS NULL
+       RETURNING id`,
+      [now],
+    );
+    this.changed(...rows.map((r) => r.id));
+    return rows.length;
   }
 
   /** Sessions that need a CheckResult without having asked for one: expired without callback, or stuck verifying. */

@@ -43,12 +43,15 @@ const SCRIPT = `(() => {
     remove(key) { sessionStorage.removeItem(KEY + key); },
   };
   const BIZ_ID = /^[A-Za-z0-9]{1,32}$/;
-  // Statuses no later event changes; anything else (pending, verifying) is polled again.
+  // Statuses no later event changes; anything else (pending, verifying) is asked for again.
   const FINAL = ['passed', 'failed', 'expired', 'error'];
   // Statuses a session can be resumed from (a new transaction): no outcome, no callback being verified.
   const RESUMABLE = ['pending', 'expired', 'error'];
+  // How long each status request may wait for a change (the service allows up to 30 s).
+  const WAIT_S = 25;
   let pollTimer;
   let pollFor;
+  let pollAbort;
 
   function setError(text) {
     $('error').textContent = text || '';
@@ -76,12 +79,12 @@ const SCRIPT = `(() => {
     return 'Bearer ' + session.token;
   }
 
-  async function callService(method, path, body) {
+  async function callService(method, path, body, signal) {
     const headers = { authorization: await bearer() };
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res;
     try {
-      res = await fetch(service + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      res = await fetch(service + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
     } catch {
       const err = new Error('Could not reach the service at ' + service + '. Is it running, and is ' +
         location.origin + ' listed in its CORS_ORIGINS?');
@@ -146,25 +149,35 @@ const SCRIPT = `(() => {
 
   function stopPolling() {
     clearTimeout(pollTimer);
+    if (pollAbort) pollAbort.abort();
     pollFor = undefined;
   }
 
-  // Asks the service for the status every second until it is final.
+  // Follows the status until it is final, with long polls: each request names the status shown
+  // (?status=) and the service answers as soon as it differs, or after WAIT_S seconds unchanged;
+  // then the page asks again at once. A change shows within milliseconds, with one request per
+  // change or per WAIT_S seconds (and a second between tries after an error).
   function poll(current) {
     stopPolling();
     pollFor = current.merchantBizId;
+    let known;
     const tick = async () => {
       if (pollFor !== current.merchantBizId) return;
+      pollAbort = new AbortController();
       try {
-        const status = await callService('GET', '/kyc/sessions/' + encodeURIComponent(current.merchantBizId));
+        const query = known ? '?wait=' + WAIT_S + '&status=' + encodeURIComponent(known) : '';
+        const status = await callService('GET', '/kyc/sessions/' + encodeURIComponent(current.merchantBizId) + query, undefined, pollAbort.signal);
         if (pollFor !== current.merchantBizId) return;
         setError('');
+        known = status.status;
         if (status.transactionId) current.transactionId = status.transactionId;
         renderVerification(current, status);
         if (FINAL.includes(status.status)) {
           stopPolling();
           return;
         }
+        pollTimer = setTimeout(tick, 0);
+        return;
       } catch (err) {
         if (pollFor !== current.merchantBizId) return;
         setError(err.message);
@@ -319,8 +332,9 @@ on the simulated Alibaba page, and watch its status. Service: <code id="service"
 <dt>Outcome</dt><dd id="outcome">-</dd><dt>Attempts</dt><dd id="attempts">-</dd></dl>
 <a id="open" class="button" hidden>Open the verification page</a>
 <button type="button" id="resume" class="secondary" hidden>Get a new link</button>
-<p id="open-note" class="note" hidden>There, press Pass or Fail: you come back here and the status updates (it is
-polled every second). The link works once: if the page was closed or failed, get a new link.</p>
+<p id="open-note" class="note" hidden>There, press Pass or Fail: you come back here and the status updates (each
+status request waits for the next change: a long poll). The link works once: if the page was closed or failed,
+get a new link.</p>
 </section>
 
 <pre id="error" class="error" role="alert" hidden></pre>

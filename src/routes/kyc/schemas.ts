@@ -163,6 +163,25 @@ export const callbackResponseSchema = z.object({
 
 export const sessionParamsSchema = z.object({ merchantBizId: merchantBizIdSchema });
 
+/** The longest a status read may wait (s): below the idle timeouts of common proxies and load balancers (60 s). */
+export const MAX_STATUS_WAIT_S = 30;
+
+export const sessionQuerySchema = z.object({
+  wait: z.coerce
+    .number()
+    .min(0)
+    .max(MAX_STATUS_WAIT_S)
+    .optional()
+    .describe(
+      `Long poll, with \`status\`: when the session's status is still \`status\`, wait up to this many seconds (0-${MAX_STATUS_WAIT_S}) ` +
+        'for it to change and answer as soon as it does (a change on any instance), or at the end with the status unchanged (200). Counts as one request against the rate limit. Without `status`, the read answers at once.',
+    ),
+  status: z
+    .enum(PUBLIC_STATUSES)
+    .optional()
+    .describe("The status the caller already has (the last answer's `status`): with `wait`, the answer comes at once when the session's status differs from it."),
+});
+
 export const sessionResponseSchema = z
   .object({
     merchantBizId: z.string(),

@@ -132,7 +132,8 @@ describe('CheckResult decides the outcome', () => {
     assert.equal(r.passed, 'N');
     assert.equal(r.subCode, '201');
     assert.equal((await tx(s.merchantBizId)).callbackPassed, 'Y');
-    assert.ok(stack.logs.lines.some((l) => l.includes('CheckResult contradicts the callback') && l.includes(s.sessionId)));
+    // Logged just after the write the wait above sees.
+    await waitFor('the warning', async () => (stack.logs.lines.some((l) => l.includes('CheckResult contradicts the callback') && l.includes(s.sessionId)) ? true : undefined));
   });
 
   test('P (still running) is asked again later', async () => {

@@ -83,7 +83,8 @@ describe('POST /kyc/sessions/:merchantBizId/resume', () => {
     assert.deepEqual([row.status, row.passed, row.decidedTransactionId], ['passed', 'Y', resumed.body.transactionId]);
     assert.deepEqual(row.transactions.map((t) => [t.seq, t.callbackPassed, t.passed]), [[1, 'N', 'N'], [2, 'Y', 'Y']]);
     assert.equal((await ctx.api.session(s.token, s.merchantBizId)).body.status, 'passed');
-    assert.ok(ctx.stack.logs.lines.some((l) => l.includes('recorded, not applied') && l.includes(row.id)));
+    // Logged just after the write the wait above sees.
+    await waitFor('the log line', async () => (ctx.stack.logs.lines.some((l) => l.includes('recorded, not applied') && l.includes(row.id)) ? true : undefined));
   });
 
   test('the first decided transaction wins even when it is the older one', async () => {

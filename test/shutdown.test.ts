@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,7 +9,10 @@ import { dropSchemas, freePort, freshDatabaseUrl, META_INFO, randomId, REDIS_URL
 
 let sim: Simulator | undefined;
 let schemas: { DATABASE_URL: string; JOBS_SCHEMA: string } | undefined;
+let service: ChildProcess | undefined;
 after(async () => {
+  // A failed assertion before the SIGTERM must not leave the service running.
+  if (service && service.exitCode === null && service.signalCode === null) service.kill('SIGKILL');
   await sim?.close();
   if (schemas) await dropSchemas(schemas);
 });
@@ -45,6 +48,7 @@ test('SIGTERM under load: in-flight requests finish, new ones are refused, nothi
     },
     stdio: ['ignore', process.env.SHUTDOWN_DEBUG ? 'inherit' : 'ignore', 'inherit'],
   });
+  service = child;
   const exited = once(child, 'exit');
   for (let i = 0; ; i++) {
     const ok = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);

@@ -7,10 +7,11 @@ import { fileURLToPath } from 'node:url';
 import { parseEnv, promisify } from 'node:util';
 import { after, describe, test } from 'node:test';
 import { buildApp } from '../src/app.js';
-import { ConfigError, parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/config/load.js';
 import { configWarnings } from '../src/config/production.js';
 import { lowEntropyReason, namedList, secretProblems, STRONG } from '../src/config/secrets.js';
 import { dropSchemas, LogCapture, testConfig } from './helpers/stack.js';
+import { configErrorOf } from './helpers/config-errors.js';
 
 const base = {
   DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/test',
@@ -22,15 +23,7 @@ const base = {
   USER_ID_HASH_SECRET: 'y'.repeat(32),
 };
 
-const errorOf = (env: Record<string, string | undefined>) => {
-  try {
-    parseConfig(env);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError);
-    return err.message;
-  }
-  assert.fail('config was accepted');
-};
+const errorOf = configErrorOf;
 
 describe('configuration', () => {
   test('defaults: Hong Kong endpoint, eKYC policy, QPS 10, the account is the AccessKey id', () => {

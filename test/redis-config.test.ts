@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { Cluster, Redis } from 'ioredis';
-import { ConfigError, parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/config/load.js';
 import { createRedis, type RedisClient } from '../src/redis/client.js';
 import { freePort } from './helpers/stack.js';
+import { configErrorOf } from './helpers/config-errors.js';
 
 const base = {
   DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/test',
@@ -17,15 +18,7 @@ const URL_FORM = { REDIS_URL: 'redis://127.0.0.1:6379' };
 const SENTINEL_FORM = { REDIS_SENTINELS: 's1:26379, s2:26380', REDIS_SENTINEL_NAME: 'mymaster' };
 const CLUSTER_FORM = { REDIS_CLUSTER_NODES: '10.0.0.1:6379,[fd00::2]:7000' };
 
-const errorOf = (env: Record<string, string | undefined>): string => {
-  try {
-    parseConfig(env);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError);
-    return err.message;
-  }
-  assert.fail('config was accepted');
-};
+const errorOf = configErrorOf;
 
 describe('the Redis forms in the configuration', () => {
   test('each form alone is accepted, addresses parsed', () => {

@@ -45,10 +45,12 @@ describe('behind Redis Sentinel', { skip: missing }, () => {
     assert.equal(await readyz(), 503);
     assert.equal(await initializes(), 1, 'fail closed: no unmetered call');
 
-    // Retry as a client would, until the failover is over: nothing but 503 BUDGET_UNAVAILABLE meanwhile.
+    // Retry as a client would, until the failover is over: nothing but 503 BUDGET_UNAVAILABLE meanwhile. It takes
+    // ~3 s; but a Sentinel that finds its timer late by 2 s (a busy machine) enters TILT mode and does nothing for
+    // 30 s (seen once in a CI run: no failover within 30 s), so the wait is bounded well beyond that.
     const answers = new Map<string, number>();
     let status = 0;
-    while (status !== 201 && Date.now() - killedAt < 30_000) {
+    while (status !== 201 && Date.now() - killedAt < 75_000) {
       await sleep(250);
       const res = await api.start(token, { metaInfo: META_INFO, merchantBizId });
       status = res.status;
@@ -56,7 +58,8 @@ describe('behind Redis Sentinel', { skip: missing }, () => {
       answers.set(key, (answers.get(key) ?? 0) + 1);
     }
     t.diagnostic(`starts work again ${Date.now() - killedAt} ms after the kill; answers: ${JSON.stringify(Object.fromEntries(answers))}`);
-    assert.equal(status, 201, `no recovery within 30 s: ${JSON.stringify(Object.fromEntries(answers))}`);
+    const sentinelState = status === 201 ? '' : (await redisCli(servers!.sentinelPort, 'info', 'sentinel')).replace(/\r?\n/g, ' ');
+    assert.equal(status, 201, `no recovery within 75 s: ${JSON.stringify(Object.fromEntries(answers))}; Sentinel: ${sentinelState}`);
     assert.deepEqual([...answers.keys()].filter((k) => k !== '503 BUDGET_UNAVAILABLE' && k !== '201 '), []);
     assert.equal(await initializes(), 2, 'one Initialize for the start that succeeded');
     assert.equal(await readyz(), 200);

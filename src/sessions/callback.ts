@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { HttpError } from '../errors/http-error.js';
 import { callbackTokenMatches } from './callback-token.js';
-import type { SessionRepository, Transaction } from './repository.js';
+import type { SessionRepository, TransactionOfSession } from './repository.js';
 
 export interface CallbackInput {
   transactionId: string;
@@ -59,7 +59,7 @@ export async function acceptCallback(deps: CallbackDeps, input: CallbackInput): 
   const { sessionId, seq } = transaction;
   // An erasure was asked for (its job has not run yet): nothing may revive the session.
   const erasing = async () => ((await sessions.findById(sessionId))?.erasureRequestedAt ?? null) !== null;
-  if (await erasing()) return ignored(sessionId);
+  if (transaction.session.erasureRequestedAt !== null) return ignored(sessionId);
   const subCode = input.subCode ?? null;
   if (transaction.callbackPassed === null) {
     const recorded = await sessions.recordCallback(sessionId, seq, { transactionId: input.transactionId, passed: input.passed, subCode });
@@ -91,7 +91,7 @@ export async function acceptCallback(deps: CallbackDeps, input: CallbackInput): 
   throw new HttpError(409, 'CALLBACK_CONFLICT', 'An outcome is already recorded for this transaction');
 }
 
-async function findTransaction(sessions: SessionRepository, input: CallbackInput): Promise<Transaction | null> {
+async function findTransaction(sessions: SessionRepository, input: CallbackInput): Promise<TransactionOfSession | null> {
   // The route refuses tokens this service never made before calling here (CallbackTokens.isGenuine),
   // so how long this takes tells a forger nothing; the stored hash stays the check that counts.
   const byId = await sessions.findTransactionById(input.transactionId);

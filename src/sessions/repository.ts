@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { toDbError } from '../db/errors.js';
+import { query } from '../db/query.js';
 import type { Db } from '../db/plugin.js';
 import type { KycSession, KycTransaction } from '../generated/prisma/client.js';
 import type { Sealed } from '../privacy/cipher.js';
@@ -9,6 +9,9 @@ import { StatusCache } from './status-cache.js';
 export type Session = KycSession;
 export type Transaction = KycTransaction;
 export type SessionWithTransactions = Session & { transactions: Transaction[] };
+/** A transaction, with when its session's erasure was asked for. */
+export type TransactionOfSession = Transaction & { session: { erasureRequestedAt: Date | null } };
+const ERASURE_OF_SESSION = { session: { select: { erasureRequestedAt: true } } } as const;
 
 export type SessionStatusRow = Pick<Session, 'id' | 'merchantBizId' | 'status' | 'transactionId' | 'expiresAt' | 'passed' | 'subCode' | 'updatedAt'> & {
   attempts: number;
@@ -120,13 +123,9 @@ export class SessionRepository {
     if (sessionIds.length > 0) this.changes?.changed(sessionIds);
   }
 
-  /** One statement on the pool, its failures mapped like Prisma's (toDbError). */
-  private async query<R extends pg.QueryResultRow>(text: string | { name: string; text: string }, values: unknown[]): Promise<pg.QueryResult<R>> {
-    try {
-      return await (typeof text === 'string' ? this.pool.query<R>(text, values) : this.pool.query<R>({ ...text, values }));
-    } catch (err) {
-      throw toDbError(err);
-    }
+  /** One statement on the pool (db/query.ts). */
+  private query<R extends pg.QueryResultRow>(text: string | { name: string; text: string }, values: unknown[]): Promise<pg.QueryResult<R>> {
+    return query<R>(this.pool, text, values);
   }
 
   /**
@@ -280,12 +279,12 @@ export class SessionRepository {
     merchantBizId: string,
     options: { fresh?: boolean; onSource?: (source: StatusSource) => void } = {},
   ): Promise<SessionStatusRow | null> {
-    // Named: node-postgres prepares it once per connection, so PostgreSQL parses and plans it once.
-    const query = async () => (await this.query<SessionStatusRow>({ name: 'kyc-status-of', text: STATUS_QUERY }, [userRef, merchantBizId])).rows[0] ?? null;
+    // Named: prepared once per connection.
+    const read = async () => (await this.query<SessionStatusRow>({ name: 'kyc-status-of', text: STATUS_QUERY }, [userRef, merchantBizId])).rows[0] ?? null;
     const cache = this.statusCache;
     if (!cache || options.fresh) {
       options.onSource?.('database');
-      return query();
+      return read();
     }
     const key = StatusCache.key(userRef, merchantBizId);
     const cached = cache.get(key);
@@ -293,7 +292,7 @@ export class SessionRepository {
       options.onSource?.('cache');
       return cached;
     }
-    const { row, shared } = cache.load(key, this.changes!.version, query);
+    const { row, shared } = cache.load(key, this.changes!.version, read);
     options.onSource?.(shared ? 'shared' : 'database');
     return row;
   }
@@ -320,16 +319,13 @@ export class SessionRepository {
     return this.prisma.kycTransaction.findMany({ where: { sessionId }, orderBy: { seq: 'asc' } });
   }
 
-  latestTransaction(sessionId: string): Promise<Transaction | null> {
-    return this.prisma.kycTransaction.findFirst({ where: { sessionId }, orderBy: { seq: 'desc' } });
+  /** A transaction with whether its session's erasure was asked for (what a callback needs), in one query. */
+  findTransactionById(transactionId: string): Promise<TransactionOfSession | null> {
+    return this.prisma.kycTransaction.findUnique({ where: { transactionId }, include: ERASURE_OF_SESSION });
   }
 
-  findTransactionById(transactionId: string): Promise<Transaction | null> {
-    return this.prisma.kycTransaction.findUnique({ where: { transactionId } });
-  }
-
-  findTransaction(sessionId: string, seq: number): Promise<Transaction | null> {
-    return this.prisma.kycTransaction.findUnique({ where: { sessionId_seq: { sessionId, seq } } });
+  findTransaction(sessionId: string, seq: number): Promise<TransactionOfSession | null> {
+    return this.prisma.kycTransaction.findUnique({ where: { sessionId_seq: { sessionId, seq } }, include: ERASURE_OF_SESSION });
   }
 
   /**
@@ -395,11 +391,6 @@ export class SessionRepository {
     const { settled = false, recorded = false } = rows[0] ?? {};
     if (settled || recorded) this.changed(sessionId);
     return { settled };
-  }
-
-  /** Notes when CheckResult last answered for a session (an answer without a verdict). */
-  async touchChecked(sessionId: string): Promise<void> {
-    await this.query('UPDATE kyc_session SET checked_at = now() WHERE id = $1', [sessionId]);
   }
 
   /**

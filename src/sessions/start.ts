@@ -109,7 +109,7 @@ export async function startSession(deps: StartDeps, caller: Caller, body: StartR
   );
   if (reserved.kind === 'exists') {
     const existing = await sessions.findOwn(caller.ref, merchantBizId);
-    if (!existing) throw new HttpError(409, 'SESSION_STARTING', 'This verification is still being started; retry shortly', { 'retry-after': '1' });
+    if (!existing) throw stillStarting();
     return existingSession(deps, existing);
   }
   const { seq, quotaStamp } = reservedOrThrow(reserved);
@@ -150,6 +150,7 @@ export async function resumeSession(
 }
 
 export const notFound = () => new HttpError(404, 'SESSION_NOT_FOUND', 'No such verification');
+const stillStarting = () => new HttpError(409, 'SESSION_STARTING', 'This verification is still being started; retry shortly', { 'retry-after': '1' });
 
 function allowedDocType(config: Config, docType: string | undefined): string {
   const chosen = docType ?? config.KYC_DEFAULT_DOC_TYPE;
@@ -172,7 +173,7 @@ function reservedOrThrow(reserved: Reserved): { seq: number; quotaStamp: string 
       });
     case 'busy':
     case 'exists':
-      throw new HttpError(409, 'SESSION_STARTING', 'This verification is still being started; retry shortly', { 'retry-after': '1' });
+      throw stillStarting();
   }
 }
 
@@ -319,7 +320,7 @@ function refuseUnresumable(session: Session, transactions: Transaction[], config
     throw new HttpError(409, 'SESSION_COMPLETED', 'This verification already has its outcome (or it is being verified)');
   }
   if (inFlight(transactions, config)) {
-    throw new HttpError(409, 'SESSION_STARTING', 'This verification is still being started; retry shortly', { 'retry-after': '1' });
+    throw stillStarting();
   }
 }
 
@@ -342,7 +343,7 @@ async function existingSession(deps: StartDeps, session: Session): Promise<Start
       const current = transactions.findLast((t) => t.transactionId !== null && t.transactionUrl !== null);
       if (current) return { ...view(session, current), created: false };
       if (inFlight(transactions, config)) {
-        throw new HttpError(409, 'SESSION_STARTING', 'This verification is still being started; retry shortly', { 'retry-after': '1' });
+        throw stillStarting();
       }
       // Alibaba may hold its transaction; the callback or the sweep settles the row. A retry cannot.
       throw new HttpError(409, 'SESSION_INTERRUPTED', "This verification's start was interrupted; resume it (POST /kyc/sessions/{merchantBizId}/resume) or wait for its expiry");

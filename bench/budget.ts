@@ -33,7 +33,7 @@ import { SignJWT } from 'jose';
 import { peakInWindow } from '../src/simulator/peak-window.js';
 import { SlidingWindowLimiter } from '../src/simulator/rate-limiter.js';
 import { percentile, startNode, type Child } from './lib/processes.js';
-import { benchDatabase, paced } from './lib/runs.js';
+import { BENCH_DATABASE_URL, benchDatabase, paced } from './lib/runs.js';
 import { captureRequests } from './lib/wire.js';
 
 /**
@@ -53,7 +53,6 @@ const INSTANCES = Number(process.env.BENCH_INSTANCES ?? 4);
 const WARMUP_SECONDS = 2;
 const SIM_PORT = 18090;
 const BASE_PORT = 13000;
-const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const JWT_SECRET = randomBytes(24).toString('hex');
 const SIM_KEY = { id: 'bench-key-id', secret: 'bench-key-secret' };
@@ -277,7 +276,7 @@ const line = (r: Row) =>
   `| ${r.run} | ${r.load} | ${r.limiter} | ${fmt(r.wire.tightestMs, 1)} | ${r.wire.peak} | ${fmt(r.sim.tightestMs, 1)} | ${r.sim.peak} | ${r.throttled} | ${fmt(r.utilisation, 3)} | ${r.captured}, ${r.dropped} | ${fmt(r.dispatch.p50, 1)} / ${fmt(r.dispatch.p99, 1)} / ${fmt(r.dispatch.max, 1)} | ${fmt(r.margin.min, 1)}–${fmt(r.margin.max, 1)} | ${fmt(r.late)} | ${fmt(r.waitP50)} / ${fmt(r.waitP99)} | ${r.created} / ${r.rejected429} / ${r.other} |`;
 
 async function main() {
-  const database = await benchDatabase(BASE_DATABASE_URL);
+  const database = await benchDatabase(BENCH_DATABASE_URL);
   const simUrl = `http://127.0.0.1:${SIM_PORT}`;
   const sim = await startNode('dist/simulator/main.js', {
     SIMULATOR_PORT: String(SIM_PORT),

@@ -8,10 +8,9 @@
  * is needed (nothing here calls Alibaba). Knobs: BENCH_FLOOD_SECONDS (5), BENCH_CONNECTIONS (50).
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
-import { serviceNodeFlags, startNode, startService, type Child } from './lib/processes.js';
-import { benchDatabase } from './lib/runs.js';
+import { cpuMs, serviceNodeFlags, startNode, startService, type Child } from './lib/processes.js';
+import { BENCH_DATABASE_URL, benchDatabase } from './lib/runs.js';
 
 const SECONDS = Number(process.env.BENCH_FLOOD_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
@@ -20,26 +19,20 @@ const BARE_PORT = 13201;
 const APP = `http://127.0.0.1:${APP_PORT}`;
 const BARE = `http://127.0.0.1:${BARE_PORT}`;
 
-/** User + system CPU time of a process so far, in ms (clock ticks of 10 ms). */
-function cpuMs(child: Child): number {
-  const fields = readFileSync(`/proc/${child.process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
 async function flood(name: string, child: Child, url: string, paths: string[]) {
   const requests = paths.map((path) => ({ method: 'GET' as const, path }));
   await autocannon({ url, connections: CONNECTIONS, duration: 2, requests }); // warm-up (JIT)
-  const before = cpuMs(child);
+  const before = cpuMs(child.process.pid!);
   const startedAt = Date.now();
   const result = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS, requests });
-  const cpu = cpuMs(child) - before;
+  const cpu = cpuMs(child.process.pid!) - before;
   const perRequestUs = (cpu * 1000) / result.requests.total;
   const busy = (100 * cpu) / (Date.now() - startedAt);
   console.log(`| ${name} | ${perRequestUs.toFixed(1)} µs | ${Math.round(result.requests.average)} req/s | ${busy.toFixed(0)} % | ${result['2xx']} / ${result.non2xx} / ${result.errors} |`);
   return perRequestUs;
 }
 
-const database = await benchDatabase(process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test');
+const database = await benchDatabase(BENCH_DATABASE_URL);
 const children: Child[] = [];
 try {
   const app = await startService(APP_PORT, {

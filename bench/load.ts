@@ -18,14 +18,13 @@
  * BENCH_CONNECTIONS (50), BENCH_FLOOD_PAIRS (3), BENCH_NODE_FLAGS and MALLOC_ARENA_MAX (the service's; default: the Docker image's).
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import pg from 'pg';
-import { percentile, serviceNodeFlags, startNode, startService, type Child } from './lib/processes.js';
-import { benchDatabase, imageMemorySettings, paced } from './lib/runs.js';
+import { percentile, rssMb, serviceNodeFlags, startNode, startService, type Child } from './lib/processes.js';
+import { BENCH_DATABASE_URL, benchDatabase, imageMemorySettings, paced } from './lib/runs.js';
 
 const N = Number(process.env.BENCH_QPS ?? 10);
 const START_SECONDS = Number(process.env.BENCH_START_SECONDS ?? 60);
@@ -39,7 +38,6 @@ const APP_PORT = 13100;
 const BARE_PORT = 13101;
 const APP = `http://127.0.0.1:${APP_PORT}`;
 const SIM = `http://127.0.0.1:${SIM_PORT}`;
-const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
 const JWT_KEY = randomBytes(24).toString('hex');
 const SIM_KEY = { id: 'bench-key-id', secret: 'bench-key-secret' };
 const META_INFO = JSON.stringify({ zimVer: '3.0.0', deviceType: 'h5', appName: 'bench' });
@@ -167,11 +165,6 @@ async function waitForChecks(count: number): Promise<void> {
     await sleep(250);
   }
   throw new Error('CheckResults did not finish');
-}
-
-function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
 }
 
 /** prom-client samples the event loop with a timer every 10 ms (its default precision). */
@@ -313,7 +306,7 @@ async function soak(app: Child, sessions: Started[], valid: string[], forged: st
 }
 
 async function main() {
-  const database = await benchDatabase(BASE_DATABASE_URL);
+  const database = await benchDatabase(BENCH_DATABASE_URL);
   const children: Child[] = [];
   try {
     children.push(
@@ -350,7 +343,7 @@ async function main() {
     await paced(N / 2, 2, (i) => startSession(`warmup-${i}`, `warmup-${i}`));
     await sleep(1500);
 
-    const floor = await floors(BASE_DATABASE_URL);
+    const floor = await floors(BENCH_DATABASE_URL);
     console.error(`1/3 POST /kyc/start at ${0.9 * N} req/s for ${START_SECONDS} s…`);
     await eventLoopP99Ms(); // restarts the histogram
     const start = await startLatency(app);

@@ -35,7 +35,7 @@ import pg from 'pg';
 import { userRef } from '../src/auth/user-ref.js';
 import { CallbackTokens } from '../src/sessions/callback-token.js';
 import { cpuMs, percentile, rssMb, serviceNodeFlags, startNode, startService, type Child } from './lib/processes.js';
-import { benchDatabase, paced } from './lib/runs.js';
+import { BENCH_DATABASE_URL, benchDatabase, paced } from './lib/runs.js';
 
 const WAITERS = Number(process.env.BENCH_WAITERS ?? 5000);
 const WAITER_RATE = Number(process.env.BENCH_WAITER_RATE ?? 1000);
@@ -54,7 +54,6 @@ const WRITER_PORT = 13302;
 const APP = `http://127.0.0.1:${APP_PORT}`;
 const WRITER = `http://127.0.0.1:${WRITER_PORT}`;
 const BARE = `http://127.0.0.1:${BARE_PORT}`;
-const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
 const JWT_KEY = randomBytes(24).toString('hex');
 const USER_ID_HASH_SECRET = `bench-status-${randomBytes(16).toString('hex')}`;
 
@@ -88,7 +87,7 @@ async function seed(databaseUrl: string, count: number, prefix: string): Promise
     });
   }
   const schema = new URL(databaseUrl).searchParams.get('schema')!;
-  const db = new pg.Client({ connectionString: BASE_DATABASE_URL });
+  const db = new pg.Client({ connectionString: BENCH_DATABASE_URL });
   await db.connect();
   const column = <K extends keyof (typeof sessions)[number]>(key: K) => sessions.map((s) => s[key]);
   try {
@@ -319,7 +318,7 @@ async function statusReadSources(): Promise<{ cache: number; shared: number; dat
 
 async function main() {
   if (PARTS.has('waiters')) ensureOpenFiles(WAITERS + 1024);
-  const database = await benchDatabase(BASE_DATABASE_URL);
+  const database = await benchDatabase(BENCH_DATABASE_URL);
   const children: Child[] = [];
   const account = `bench-status-${randomBytes(4).toString('hex')}`;
   const serviceEnv = (port: number) => ({

@@ -12,7 +12,7 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
-import { internalApiKeys } from './auth/api-keys.js';
+import { internalApiKeys } from './config/named-secrets.js';
 import auditPlugin from './audit/plugin.js';
 import authPlugin from './auth/plugin.js';
 import budgetPlugin, { type LimiterFactory } from './budget/plugin.js';

@@ -5,6 +5,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { migrate } from '../../src/db/migrate.js';
 
+/** The database the benchmarks make their schemas in (DATABASE_URL, else the machine's local PostgreSQL). */
+export const BENCH_DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+
 /** Open loop: call i leaves at start + i / rate whatever the answers do; resolves when all answered. */
 export async function paced<T>(rate: number, seconds: number, call: (i: number) => Promise<T>): Promise<T[]> {
   const count = Math.round(rate * seconds);

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import { HttpError } from '../errors/http-error.js';
-import { internalApiKeys } from './api-keys.js';
+import { internalApiKeys } from '../config/named-secrets.js';
 import { AuthError, createJwtVerifier } from './jwt.js';
 import { userRef } from './user-ref.js';
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { internalApiKeys, namedSecrets } from './named-secrets.js';
 import { productionProblems } from './production.js';
 import { trustProxy } from './trust-proxy.js';
 
@@ -212,13 +213,10 @@ export const configSchema = envSchema
     if (c.MERCHANT_WEBHOOK_URL && !c.MERCHANT_WEBHOOK_SECRET && c.MERCHANT_WEBHOOK_SECRETS.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['MERCHANT_WEBHOOK_SECRET'], message: 'is required with MERCHANT_WEBHOOK_URL (or MERCHANT_WEBHOOK_SECRETS)' });
     }
-    for (const [variable, entries] of [['MERCHANT_WEBHOOK_SECRETS', c.MERCHANT_WEBHOOK_SECRETS], ['INTERNAL_API_KEYS', c.INTERNAL_API_KEYS]] as const) {
-      const pairs = entries.map((e) => [e.slice(0, e.indexOf(':')), e.slice(e.indexOf(':') + 1)] as const);
-      const names = pairs.map(([name]) => name);
-      // INTERNAL_API_KEY is the key named `default`: a second key of that name would make the audit trail ambiguous.
-      if (variable === 'INTERNAL_API_KEYS' && c.INTERNAL_API_KEY) names.push('default');
-      const secrets = pairs.map(([, secret]) => secret);
-      if (variable === 'INTERNAL_API_KEYS' && c.INTERNAL_API_KEY) secrets.push(c.INTERNAL_API_KEY);
+    // INTERNAL_API_KEY is the key named `default`: a second key of that name would make the audit trail ambiguous.
+    for (const [variable, keys] of [['MERCHANT_WEBHOOK_SECRETS', namedSecrets(c.MERCHANT_WEBHOOK_SECRETS)], ['INTERNAL_API_KEYS', internalApiKeys(c)]] as const) {
+      const names = keys.map((k) => k.name);
+      const secrets = keys.map((k) => k.secret);
       if (new Set(names).size !== names.length) ctx.addIssue({ code: 'custom', path: [variable], message: 'names an entry twice (INTERNAL_API_KEY is the key named `default`)' });
       if (new Set(secrets).size !== secrets.length) ctx.addIssue({ code: 'custom', path: [variable], message: 'lists the same secret twice' });
     }

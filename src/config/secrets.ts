@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { namedSecrets } from './named-secrets.js';
 import { isPublishedSecret } from './published-secrets.js';
 import type { envSchema } from './schema.js';
 
@@ -96,19 +97,11 @@ export type SecretReader = (value: unknown) => SecretValue[];
 export const one: SecretReader = (value) => (typeof value === 'string' && value !== '' ? [text(value)] : []);
 
 /** A comma list of `name:secret` (e.g. MERCHANT_WEBHOOK_SECRETS, INTERNAL_API_KEYS). */
-export const namedList: SecretReader = (value) =>
-  entries(value).map((e) => {
-    const colon = e.indexOf(':');
-    return colon === -1 ? text(e) : text(e.slice(colon + 1), `entry "${e.slice(0, colon)}"`);
-  });
+export const namedList: SecretReader = (value) => namedSecrets(entries(value)).map((k) => text(k.secret, `entry "${k.name}"`));
 
 /** A comma list of `id:base64` keys (KYC_DETAILS_KEYS), judged on the decoded bytes. */
 export const base64Keys: SecretReader = (value) =>
-  entries(value).map((e) => {
-    const colon = e.indexOf(':');
-    const key = e.slice(colon + 1);
-    return { label: `entry "${e.slice(0, colon)}"`, text: key, bytes: Buffer.from(key, 'base64'), unit: 'bytes' };
-  });
+  namedSecrets(entries(value)).map((k) => ({ label: `entry "${k.name}"`, text: k.secret, bytes: Buffer.from(k.secret, 'base64'), unit: 'bytes' }));
 
 /** The password of a connection URL. */
 export const urlPassword: SecretReader = (value) => {

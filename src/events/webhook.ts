@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { namedSecrets } from '../auth/api-keys.js';
+import { namedSecrets } from '../config/named-secrets.js';
 import type { Config } from '../config/schema.js';
 
 export const SIGNATURE_HEADER = 'x-kyc-signature';

@@ -285,7 +285,7 @@ async function main() {
     SIMULATOR_ACCESS_KEY_SECRET: SIM_KEY.secret,
     SIMULATOR_QPS: '0', // never throttles: the bench computes what Alibaba would
     SIMULATOR_LATENCY_MS: '50',
-    // No CallbackUrl check: the service answers a bare GET /kyc/callback with 400 (for now).
+    // No CallbackUrl check: it would send each instance a request per Initialize, load beside the budget this measures.
     SIMULATOR_PROBE_CALLBACK: 'false',
     LOG_LEVEL: 'warn',
   }, `${simUrl}/__sim/health`);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { RedisClient } from '../redis/client.js';
+import { defineScript, type RedisClient } from '../redis/client.js';
 import { BudgetExhaustedError, BudgetUnavailableError } from './errors.js';
 import { DEFAULT_DISPATCH_DELAY, DispatchDelays, type DispatchDelayOptions } from './dispatch-delay.js';
 import { RedisClock } from './redis-clock.js';
@@ -82,15 +82,6 @@ const MAX_LATE_ATTEMPTS = 3;
 export const DEFAULT_WINDOW_MS = 1000;
 export const DEFAULT_COMMAND_TIMEOUT_MS = 300;
 
-type ReserveFn = (
-  key: string,
-  limit: number,
-  holdUs: number,
-  maxWaitUs: number,
-  member: string,
-  peek?: '1',
-) => Promise<unknown>;
-
 interface ReserveReply {
   granted: boolean;
   /** delay if granted, else retry-after (µs) */
@@ -139,8 +130,9 @@ export class QpsBudget {
   private readonly dispatchDelays: DispatchDelays;
   private readonly onDispatch: ((observation: DispatchObservation) => void) | undefined;
   private readonly commandTimeoutMs: number;
-  /** Per key: under Redis Cluster, keys (and clocks) may live on different nodes. */
-  private readonly clocks = new Map<string, RedisClock>();
+  /** Redis's clock: every key of one account shares its hash tag, so one node (one clock) holds them all. */
+  private readonly clock = new RedisClock();
+  private readonly reserve: (...args: Array<string | number>) => Promise<unknown>;
   private readonly memberPrefix = randomBytes(6).toString('hex');
   private seq = 0;
   private readyWait: Promise<void> | undefined;
@@ -166,9 +158,7 @@ export class QpsBudget {
     this.windowMs = windowMs;
     this.dispatchDelays = new DispatchDelays({ ...DEFAULT_DISPATCH_DELAY, windowMs, ...opts.dispatchDelay });
 
-    if (typeof (this.redis as unknown as Record<string, unknown>)[RESERVE_COMMAND] !== 'function') {
-      this.redis.defineCommand(RESERVE_COMMAND, { numberOfKeys: 1, lua: RESERVE_LUA });
-    }
+    this.reserve = defineScript(this.redis, RESERVE_COMMAND, RESERVE_LUA);
   }
 
   /**
@@ -206,15 +196,15 @@ export class QpsBudget {
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${this.commandTimeoutMs} ms`)), this.commandTimeoutMs);
     });
-    let raw: unknown;
+    let reply: ReserveReply;
     try {
-      raw = await Promise.race([
+      reply = await Promise.race([
         this.whenReady().then(async () => {
           const sentAt = performance.now();
-          const reply = await this.runScript(key, limit, this.holdUs(this.dispatchDelays.boundMs()), maxWaitMs, 'peek', true);
+          const parsed = parseReply(await this.runScript(key, limit, this.holdUs(this.dispatchDelays.boundMs()), maxWaitMs, 'peek', true));
           // Every round trip also tells where Redis's clock stands.
-          this.clockOf(key).observe(sentAt, performance.now(), parseReply(reply).nowUs / 1000);
-          return reply;
+          this.clock.observe(sentAt, performance.now(), parsed.nowUs / 1000);
+          return parsed;
         }),
         deadline,
       ]);
@@ -223,7 +213,6 @@ export class QpsBudget {
     } finally {
       clearTimeout(timer);
     }
-    const reply = parseReply(raw);
     if (!reply.granted) throw new BudgetExhaustedError(api, Math.max(1, Math.ceil(reply.valueUs / 1000)));
   }
 
@@ -308,7 +297,7 @@ export class QpsBudget {
           return this.runScript(key, limit, holdUs, maxWaitMs, member, false).then((raw) => {
             const receivedAt = performance.now();
             const reply = parseReply(raw);
-            const offset = this.clockOf(key).observe(sentAt, receivedAt, reply.nowUs / 1000);
+            const offset = this.clock.observe(sentAt, receivedAt, reply.nowUs / 1000);
             if (settled) {
               // Timed out or aborted meanwhile: nobody will use this slot.
               if (reply.granted) this.release(key, member);
@@ -362,12 +351,6 @@ export class QpsBudget {
     this.onDispatch?.({ api, outcome, delayMs, marginMs: this.marginMs() });
   }
 
-  private clockOf(key: string): RedisClock {
-    let clock = this.clocks.get(key);
-    if (!clock) this.clocks.set(key, (clock = new RedisClock()));
-    return clock;
-  }
-
   /** How long a reservation promising `dispatchMs` holds the window (µs). */
   private holdUs(dispatchMs: number): number {
     return Math.round((this.windowMs + dispatchMs + this.networkAllowanceMs) * 1000);
@@ -375,9 +358,8 @@ export class QpsBudget {
 
   /** One run of the reservation script; `peek` answers the same without reserving. */
   private runScript(key: string, limit: number, holdUs: number, maxWaitMs: number, member: string, peek: boolean): Promise<unknown> {
-    const redis = this.redis as unknown as Record<string, ReserveFn>;
     const args = [key, limit, holdUs, Math.round(maxWaitMs * 1000), member] as const;
-    return peek ? redis[RESERVE_COMMAND]!(...args, '1') : redis[RESERVE_COMMAND]!(...args);
+    return peek ? this.reserve(...args, '1') : this.reserve(...args);
   }
 
   private release(key: string, member: string): void {

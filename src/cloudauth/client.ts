@@ -170,9 +170,9 @@ export function createCloudAuthClient(options: CloudAuthClientOptions): CloudAut
 
     // Nothing reached Alibaba: our caller going away passes through as it is (like a budget refusal).
     const unsent = (err: unknown): unknown =>
-      caller?.aborted ? caller.reason : deadline.aborted ? new CloudAuthError(api, 'timeout', 'Deadline') : unreachable(api, err);
+      caller?.aborted ? caller.reason : deadline.aborted ? new CloudAuthError(api, 'timeout', 'Deadline') : thrownError(api, 'unreachable', err);
     const failed = (err: unknown): CloudAuthError =>
-      signal.aborted ? new CloudAuthError(api, deadline.aborted ? 'timeout' : 'aborted', deadline.aborted ? 'Deadline' : 'Aborted') : classifyThrown(api, err);
+      signal.aborted ? new CloudAuthError(api, deadline.aborted ? 'timeout' : 'aborted', deadline.aborted ? 'Deadline' : 'Aborted') : thrownError(api, 'timeout', err);
 
     let answer: Answer;
     for (let attempt = 1; ; attempt++) {
@@ -314,14 +314,12 @@ function failureOfCode(code: string, httpStatus: number | undefined): UpstreamFa
   return 'rejected';
 }
 
-/** A failure after the request was written (answers are read by bodyOf): the outcome is unknown. */
-function classifyThrown(api: ApiName, err: unknown): CloudAuthError {
+/**
+ * A thrown failure, by when it happened: before the request was written (refused, DNS, TLS, a
+ * closed connection: `unreachable`, Alibaba saw nothing) or after (answers are read by bodyOf:
+ * `timeout`, the outcome is unknown). Named by the error's code.
+ */
+function thrownError(api: ApiName, failure: 'unreachable' | 'timeout', err: unknown): CloudAuthError {
   const e = (err ?? {}) as { name?: string; code?: unknown };
-  return new CloudAuthError(api, 'timeout', typeof e.code === 'string' ? e.code : (e.name ?? 'Unknown'));
-}
-
-/** A connection that failed before the request was written (refused, DNS, TLS, closed): Alibaba saw nothing. */
-function unreachable(api: ApiName, err: unknown): CloudAuthError {
-  const e = (err ?? {}) as { name?: string; code?: unknown };
-  return new CloudAuthError(api, 'unreachable', typeof e.code === 'string' ? e.code : (e.name ?? 'Unknown'));
+  return new CloudAuthError(api, failure, typeof e.code === 'string' ? e.code : (e.name ?? 'Unknown'));
 }

@@ -167,23 +167,29 @@ export function createMetrics(options: MetricsOptions = {}) {
   const registers = [registry];
   const d = METRIC_DEFINITIONS;
 
-  const httpDuration = new Histogram({ ...d.httpDuration, labelNames: [...d.httpDuration.labelNames], buckets: [...d.httpDuration.buckets], registers });
-  const upstreamCalls = new Counter({ ...d.upstreamCalls, labelNames: [...d.upstreamCalls.labelNames], registers });
-  const upstreamDuration = new Histogram({ ...d.upstreamDuration, labelNames: [...d.upstreamDuration.labelNames], buckets: [...d.upstreamDuration.buckets], registers });
-  const budgetWait = new Histogram({ ...d.budgetWait, labelNames: [...d.budgetWait.labelNames], buckets: [...d.budgetWait.buckets], registers });
-  const budgetRejections = new Counter({ ...d.budgetRejections, labelNames: [...d.budgetRejections.labelNames], registers });
-  const budgetQueueDepth = new Gauge({ ...d.budgetQueueDepth, labelNames: [...d.budgetQueueDepth.labelNames], registers });
-  const budgetDispatchDelay = new Histogram({ ...d.budgetDispatchDelay, labelNames: [...d.budgetDispatchDelay.labelNames], buckets: [...d.budgetDispatchDelay.buckets], registers });
-  const budgetMargin = new Gauge({ ...d.budgetMargin, labelNames: [], registers });
-  const callbacks = new Counter({ ...d.callbacks, labelNames: [...d.callbacks.labelNames], registers });
-  const callbackProbes = new Counter({ ...d.callbackProbes, labelNames: [...d.callbackProbes.labelNames], registers });
-  const checkResultJobs = new Counter({ ...d.checkResultJobs, labelNames: [...d.checkResultJobs.labelNames], registers });
-  const eventDeliveries = new Counter({ ...d.eventDeliveries, labelNames: [...d.eventDeliveries.labelNames], registers });
-  const erasures = new Counter({ ...d.erasures, labelNames: [...d.erasures.labelNames], registers });
-  const statusReads = new Counter({ ...d.statusReads, labelNames: [...d.statusReads.labelNames], registers });
-  const statusWaiters = new Gauge({ ...d.statusWaiters, labelNames: [], registers });
-  const sessionChangesLive = new Gauge({ ...d.sessionChangesLive, labelNames: [], registers });
-  const sessionChangePublishFailures = new Counter({ ...d.sessionChangePublishFailures, labelNames: [], registers });
+  type Definition = { name: string; help: string; labelNames: readonly string[] };
+  const counter = (def: Definition) => new Counter({ ...def, labelNames: [...def.labelNames], registers });
+  const gauge = (def: Definition) => new Gauge({ ...def, labelNames: [...def.labelNames], registers });
+  const histogram = (def: Definition & { buckets: readonly number[] }) =>
+    new Histogram({ ...def, labelNames: [...def.labelNames], buckets: [...def.buckets], registers });
+
+  const httpDuration = histogram(d.httpDuration);
+  const upstreamCalls = counter(d.upstreamCalls);
+  const upstreamDuration = histogram(d.upstreamDuration);
+  const budgetWait = histogram(d.budgetWait);
+  const budgetRejections = counter(d.budgetRejections);
+  const budgetQueueDepth = gauge(d.budgetQueueDepth);
+  const budgetDispatchDelay = histogram(d.budgetDispatchDelay);
+  const budgetMargin = gauge(d.budgetMargin);
+  const callbacks = counter(d.callbacks);
+  const callbackProbes = counter(d.callbackProbes);
+  const checkResultJobs = counter(d.checkResultJobs);
+  const eventDeliveries = counter(d.eventDeliveries);
+  const erasures = counter(d.erasures);
+  const statusReads = counter(d.statusReads);
+  const statusWaiters = gauge(d.statusWaiters);
+  const sessionChangesLive = gauge(d.sessionChangesLive);
+  const sessionChangePublishFailures = counter(d.sessionChangePublishFailures);
 
   // One query at a time: a scrape that finds the previous count still running waits for it
   // (within its own timeout) instead of piling up queries on a slow database.
@@ -240,12 +246,8 @@ export function createMetrics(options: MetricsOptions = {}) {
     budgetWait,
     budgetRejections,
     budgetQueueDepth,
-    budgetDispatchDelay,
     callbacks,
-    callbackProbes,
     checkResultJobs,
-    eventDeliveries,
-    erasures,
     sessions,
     statusReads,
     statusWaiters,

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
-import type { RedisClient } from '../redis/client.js';
+import { defineScript, type RedisClient } from '../redis/client.js';
 
 /**
  * Takes `ARGV[1]` units of a fixed window's count (`KEYS[1]`, created with a `ARGV[2]`-ms TTL):
@@ -57,6 +57,7 @@ interface Lease {
  */
 export class LeasedLimit {
   private readonly leases: LRUCache<string, Lease>;
+  private readonly lease: (key: string, size: number, windowMs: number) => Promise<[number, number]>;
 
   constructor(
     private readonly redis: RedisClient,
@@ -64,9 +65,7 @@ export class LeasedLimit {
   ) {
     // An evicted lease loses its unused units: the safe direction.
     this.leases = new LRUCache<string, Lease>({ max: options.maxKeys ?? 10_000 });
-    if (typeof (redis as unknown as Record<string, unknown>)[LEASE_COMMAND] !== 'function') {
-      redis.defineCommand(LEASE_COMMAND, { numberOfKeys: 1, lua: LEASE_LUA });
-    }
+    this.lease = defineScript<[number, number]>(redis, LEASE_COMMAND, LEASE_LUA);
   }
 
   /** Counts one request of `key`. */
@@ -88,7 +87,7 @@ export class LeasedLimit {
         return { allowed: true, max, remaining: lease.untaken + lease.left, ttlInSeconds: Math.ceil((lease.endsAt - now) / 1000) };
       }
       // Exhausted: refused until the window ends, without asking (nobody can give units back).
-      if (lease && lease.untaken === 0 && lease.size === 0) {
+      if (lease && lease.size === 0) {
         return { allowed: false, max, remaining: 0, ttlInSeconds: Math.ceil((lease.endsAt - now) / 1000) };
       }
       const verdict = await this.ask(key, lease ? Math.min(MAX_LEASE, lease.size * 2) : 1, lease);
@@ -109,9 +108,7 @@ export class LeasedLimit {
       done = resolve;
     });
     if (!previous) this.leases.set(key, placeholder);
-    const command = (this.redis as unknown as Record<string, (...args: unknown[]) => Promise<[number, number]>>)[LEASE_COMMAND]!;
-    return command
-      .call(this.redis, `${this.options.keyPrefix}${key}`, size, windowMs)
+    return this.lease(`${this.options.keyPrefix}${key}`, size, windowMs)
       .then(
         ([current, ttl]): LeaseVerdict | undefined => {
           const granted = Math.max(0, Math.min(size, max - (current - size)));

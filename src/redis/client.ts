@@ -11,7 +11,7 @@ import { failFastClusterOptions, failFastRedisOptions, failFastSentinelOptions }
 export type RedisClient = Redis | Cluster;
 
 /** Which of the three configuration forms is in use (exactly one is set; the config checks it). */
-export type RedisForm = 'server' | 'sentinel' | 'cluster';
+type RedisForm = 'server' | 'sentinel' | 'cluster';
 
 type RedisConfig = Pick<
   Config,
@@ -32,13 +32,14 @@ export function redisForm(config: RedisConfig): RedisForm {
  */
 export function createRedis(config: RedisConfig): RedisClient {
   const password = config.REDIS_PASSWORD;
-  if (redisForm(config) === 'cluster') {
+  const form = redisForm(config);
+  if (form === 'cluster') {
     return new Cluster(config.REDIS_CLUSTER_NODES, {
       ...failFastClusterOptions,
       redisOptions: { ...failFastClusterOptions.redisOptions, ...(password ? { password } : {}) },
     });
   }
-  if (redisForm(config) === 'sentinel') {
+  if (form === 'sentinel') {
     return new Redis({
       ...failFastSentinelOptions,
       sentinels: config.REDIS_SENTINELS,
@@ -49,6 +50,16 @@ export function createRedis(config: RedisConfig): RedisClient {
   }
   if (!config.REDIS_URL) throw new TypeError('no Redis configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES)');
   return new Redis(config.REDIS_URL, failFastRedisOptions);
+}
+
+/**
+ * A Lua script as a function (defineCommand, once per client): `script(...args)` runs it on the
+ * keys and arguments given, keys first (`numberOfKeys` of them).
+ */
+export function defineScript<R>(redis: RedisClient, name: string, lua: string, numberOfKeys = 1): (...args: Array<string | number>) => Promise<R> {
+  const commands = redis as unknown as Record<string, ((...args: Array<string | number>) => Promise<R>) | undefined>;
+  if (typeof commands[name] !== 'function') redis.defineCommand(name, { numberOfKeys, lua });
+  return (...args) => commands[name]!.apply(redis, args);
 }
 
 /**

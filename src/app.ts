@@ -31,7 +31,7 @@ import { RequestLogController, requestIdFrom } from './logging/request-log.js';
 import metricsPlugin from './metrics/plugin.js';
 import { underPressureOptions } from './overload/options.js';
 import privacyPlugin from './privacy/plugin.js';
-import limitsPlugin from './ratelimit/plugin.js';
+import limitsPlugin, { rateLimitNamespace } from './ratelimit/plugin.js';
 import redisPlugin from './redis/plugin.js';
 import healthRoutes from './routes/health.js';
 import internalRoutes from './routes/internal/index.js';
@@ -71,7 +71,7 @@ export const serviceApp: FastifyPluginAsync<AppOptions> = async (app, { config, 
   await app.register(underPressure, underPressureOptions(config));
   // The store's scripts touch one counter each, so on a Redis Cluster the counters need no shared
   // hash tag: without one they spread over the nodes (the budget's keys do share one, keyFor).
-  await app.register(rateLimit, { global: false, redis: app.redis, nameSpace: `kyc:ratelimit:${config.CLOUDAUTH_ACCOUNT}:`, skipOnError: true });
+  await app.register(rateLimit, { global: false, redis: app.redis, nameSpace: rateLimitNamespace(config), skipOnError: true });
   if (config.DOCS_ENABLED) {
     await app.register(swagger, {
       openapi: {

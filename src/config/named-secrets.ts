@@ -10,7 +10,7 @@ export const namedSecrets = (entries: readonly string[]): NamedSecret[] =>
   entries.map((e) => ({ name: e.slice(0, e.indexOf(':')), secret: e.slice(e.indexOf(':') + 1) }));
 
 /** The name INTERNAL_API_KEY goes by in the audit trail. */
-export const DEFAULT_KEY_NAME = 'default';
+const DEFAULT_KEY_NAME = 'default';
 
 /** Every back-office API key with its name: INTERNAL_API_KEY (named `default`), then INTERNAL_API_KEYS. */
 export function internalApiKeys(config: Pick<Config, 'INTERNAL_API_KEY' | 'INTERNAL_API_KEYS'>): NamedSecret[] {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { REDACTED_PATHS } from './options.js';
 
 /** The header a caller (or a proxy) may send a request id in; the id is echoed back in it. */
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -36,7 +37,7 @@ function merchantBizIdOf(request: FastifyRequest): string | undefined {
  * net for free-form objects, would only cost: pino's redactor runs each of them on every field of
  * every line, measured at 12-15 µs per line, a sixth of a status read's CPU.
  */
-const COMPLETED_LINE_REDACTION = { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[REDACTED]' };
+const COMPLETED_LINE_REDACTION = { paths: REDACTED_PATHS.filter((p) => p.startsWith('req.')), censor: '[REDACTED]' };
 
 /**
  * Fastify's request logging, as one line per request: nothing on arrival, and on completion the

@@ -19,7 +19,7 @@ return { current, ttl }`;
 const LEASE_COMMAND = 'kycRateLimitLease';
 
 /** The largest lease: at most this many units, minus one, go unused per instance and window. */
-export const MAX_LEASE = 16;
+const MAX_LEASE = 16;
 
 export interface LeaseVerdict {
   allowed: boolean;

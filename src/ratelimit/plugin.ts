@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin';
 import { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config/schema.js';
 import { HttpError } from '../errors/http-error.js';
 import { LeasedLimit } from './leases.js';
 
@@ -62,6 +63,16 @@ function tooMany(message: string, ttlInSeconds: number): HttpError {
  * same way: 429 RATE_LIMITED with the standard x-ratelimit-* and Retry-After headers. When Redis
  * is unreachable the limits let requests through; the QPS budget still fails closed.
  */
+/** Where the service's rate-limit counters live in Redis (one account's deployment shares them). */
+export const rateLimitNamespace = (config: Pick<Config, 'CLOUDAUTH_ACCOUNT'>): string => `kyc:ratelimit:${config.CLOUDAUTH_ACCOUNT}:`;
+
+/** The standard x-ratelimit-* headers of a limit's answer. */
+function limitHeaders(reply: FastifyReply, max: number, remaining: number, ttlInSeconds: number): void {
+  reply.header('x-ratelimit-limit', max);
+  reply.header('x-ratelimit-remaining', remaining);
+  reply.header('x-ratelimit-reset', ttlInSeconds);
+}
+
 export default fp(
   async (app) => {
     const { config } = app;
@@ -74,9 +85,7 @@ export default fp(
       return async (request, reply) => {
         const r = await check(request);
         if (r.isAllowed) return;
-        reply.header('x-ratelimit-limit', r.max);
-        reply.header('x-ratelimit-remaining', r.remaining);
-        reply.header('x-ratelimit-reset', r.ttlInSeconds);
+        limitHeaders(reply, r.max, r.remaining, r.ttlInSeconds);
         if (r.isExceeded) throw tooMany('Too many requests', r.ttlInSeconds);
       };
     };
@@ -86,12 +95,10 @@ export default fp(
      * across instances, with a Redis round trip for 1 request in 16 of a busy key.
      */
     const leased = (name: string, max: number, key: (req: FastifyRequest) => string | undefined): PreHandler => {
-      const counter = new LeasedLimit(app.redis, { keyPrefix: `kyc:ratelimit:${config.CLOUDAUTH_ACCOUNT}:lease:${name}:`, max, windowMs: MINUTE_MS });
+      const counter = new LeasedLimit(app.redis, { keyPrefix: `${rateLimitNamespace(config)}lease:${name}:`, max, windowMs: MINUTE_MS });
       return async (request, reply) => {
         const r = await counter.take(key(request) ?? 'anonymous');
-        reply.header('x-ratelimit-limit', r.max);
-        reply.header('x-ratelimit-remaining', r.remaining);
-        reply.header('x-ratelimit-reset', r.ttlInSeconds);
+        limitHeaders(reply, r.max, r.remaining, r.ttlInSeconds);
         if (!r.allowed) throw tooMany('Too many requests', r.ttlInSeconds);
       };
     };
@@ -103,9 +110,7 @@ export default fp(
     const failures = (name: string, max: number, message: string): FailureLimit => {
       const check = counter(name, max, addressOf);
       const refuse = (reply: FastifyReply, r: { max: number; ttlInSeconds: number }) => {
-        reply.header('x-ratelimit-limit', r.max);
-        reply.header('x-ratelimit-remaining', 0);
-        reply.header('x-ratelimit-reset', r.ttlInSeconds);
+        limitHeaders(reply, r.max, 0, r.ttlInSeconds);
         return tooMany(message, r.ttlInSeconds);
       };
       return {

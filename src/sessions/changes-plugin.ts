@@ -50,8 +50,8 @@ export default fp(
         (err: Error) => log.warn({ err: { message: err.message } }, 'change feed subscription failed'),
       );
     };
+    // duplicate() connects in the background: 'ready' comes after this, and again after each reconnect.
     subscriber.on('ready', subscribe);
-    if (subscriber.status === 'ready') subscribe();
 
     // Waiting requests answer at once on close (with a fresh read, while the database is still
     // open), so they never hold up a shutdown.

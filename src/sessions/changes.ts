@@ -19,9 +19,9 @@ import { performance } from 'node:perf_hooks';
 export const changesChannel = (account: string): string => `kyc:sessions:{${account}}:changes`;
 
 /** How often each instance publishes a heartbeat to itself through the channel. */
-export const HEARTBEAT_INTERVAL_MS = 1000;
+const HEARTBEAT_INTERVAL_MS = 1000;
 /** Without its own heartbeat back for this long, an instance stops trusting the feed (`live()`). */
-export const HEARTBEAT_TIMEOUT_MS = 3000;
+const HEARTBEAT_TIMEOUT_MS = 3000;
 /** Session ids per message: a bulk expiry of thousands goes out as a few messages of bounded size. */
 const IDS_PER_MESSAGE = 200;
 /** Recent changes remembered by session (changedSince); beyond, they are forgotten at once. */

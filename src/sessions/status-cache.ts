@@ -2,9 +2,9 @@ import { LRUCache } from 'lru-cache';
 import type { Invalidation, SessionChanges } from './changes.js';
 
 /** How long a cached status may be served. It bounds what a change the feed lost (Redis down while publishing) can cost: this long of an old status. */
-export const STATUS_CACHE_TTL_MS = 5000;
+const STATUS_CACHE_TTL_MS = 5000;
 /** Sessions kept (least recently read go first): ~0.5 KB each. */
-export const STATUS_CACHE_MAX = 10_000;
+const STATUS_CACHE_MAX = 10_000;
 
 /**
  * The status reads' cache: a caller's session by (userRef, merchantBizId), the key of the status
@@ -68,10 +68,6 @@ export class StatusCache<Row extends { id: string }> {
     );
     this.loading.set(key, row);
     return { row, shared: false };
-  }
-
-  get size(): number {
-    return this.rows.size;
   }
 
   private invalidate(invalidation: Invalidation): void {

@@ -9,6 +9,7 @@ import { notFound, resumeSession } from '../../sessions/start.js';
 import type { SessionStatusRow, StatusSource } from '../../sessions/repository.js';
 import { publicStatus } from '../../sessions/status.js';
 import { sessionParamsSchema, sessionQuerySchema, sessionResponseSchema, startBodySchema, startResponseSchema } from './schemas.js';
+import { onCallerGone } from './caller-gone.js';
 import { startDeps } from './start-deps.js';
 
 /**
@@ -92,10 +93,7 @@ const sessionsRoute: FastifyPluginAsyncZod = async (app) => {
       // runs while it waits: one read after each wake-up, and one at the end.
       const deadline = performance.now() + wait * 1000;
       const watch = changes.watch(session.id);
-      // The response's 'close' before it finished: the caller went away.
-      reply.raw.once('close', () => {
-        if (!reply.raw.writableFinished) watch.stop();
-      });
+      onCallerGone(reply, () => watch.stop());
       try {
         // A change learnt of while the first read ran may be one it missed.
         if (changes.changedSince(session.id, version)) session = await read(true);

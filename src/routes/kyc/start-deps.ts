@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError } from '../../errors/http-error.js';
 import type { StartDeps } from '../../sessions/start.js';
+import { onCallerGone } from './caller-gone.js';
 
 /**
  * What a start or a resume needs from the app, for one request: the budget's look-ahead (read-only)
@@ -13,11 +14,7 @@ export async function startDeps(app: FastifyInstance, request: FastifyRequest, r
   lookAhead.catch(() => {}); // handled: startSession awaits it
   await app.limits.startByUser(request, reply);
   const abort = new AbortController();
-  // The response's 'close' (the request's fires as soon as its body has been read, since Node 16):
-  // closed before it finished means the caller went away.
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) abort.abort(new HttpError(503, 'REQUEST_ABORTED', 'The request was abandoned'));
-  });
+  onCallerGone(reply, () => abort.abort(new HttpError(503, 'REQUEST_ABORTED', 'The request was abandoned')));
   return {
     deps: {
       config: app.config,

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
+import { SWEEP_TIMEOUT_S } from '../jobs/plugin.js';
 import { AuditRepository, type AuditAction, type AuditEntry } from './repository.js';
 
 declare module 'fastify' {
@@ -21,7 +22,6 @@ declare module 'fastify' {
 }
 
 const QUEUE = 'kyc_audit_retention';
-const SWEEP_TIMEOUT_S = 300;
 
 export default fp(
   async (app) => {
@@ -42,7 +42,7 @@ export default fp(
 
     if (!config.JOBS_WORKERS) return;
     await app.ensureQueue({ name: QUEUE, policy: 'singleton', expireInSeconds: SWEEP_TIMEOUT_S });
-    await app.jobs.work(QUEUE, { pollingIntervalSeconds: config.JOBS_POLL_INTERVAL_S }, async () => ({ deleted: await applyRetention() }));
+    await app.workOn(QUEUE, 1, async () => ({ deleted: await applyRetention() }));
     // Unset again: no more runs (the schedule is kept in the job queue's database).
     if (config.AUDIT_RETENTION_DAYS === undefined) await app.jobs.unschedule(QUEUE);
     else await app.jobs.schedule(QUEUE, '29 * * * *');

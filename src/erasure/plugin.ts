@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin';
-import type PgBoss from 'pg-boss';
 import { userRef } from '../auth/user-ref.js';
+import { isLastAttempt, SWEEP_TIMEOUT_S } from '../jobs/plugin.js';
 import { longestStartMs } from '../sessions/start.js';
 import { eraseSession, type EraseDeps } from './erase.js';
 import { ErasureRepository, type ErasureRequested } from './repository.js';
@@ -22,7 +22,6 @@ const SWEEP_BATCH = 500;
 const RETENTION_BATCH = 500;
 /** Batches per retention run (the next run goes on). */
 const RETENTION_BATCHES = 10;
-const SWEEP_TIMEOUT_S = 300;
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -61,12 +60,7 @@ export default fp(
     await app.ensureQueue({ name: ERASURE_QUEUES.sweep, policy: 'singleton', expireInSeconds: SWEEP_TIMEOUT_S });
     await app.ensureQueue({ name: ERASURE_QUEUES.retention, policy: 'singleton', expireInSeconds: SWEEP_TIMEOUT_S });
 
-    const workers: string[] = [];
-    const queue = async (sessionId: string) => {
-      const sent = await app.sendOnce(ERASURE_QUEUES.erase, sessionId, { sessionId });
-      if (sent) for (const id of workers) jobs.notifyWorker(id);
-      return sent;
-    };
+    const queue = (sessionId: string) => app.sendOnce(ERASURE_QUEUES.erase, sessionId, { sessionId });
 
     const requestSessions = async (sessionIds: string[]) => {
       const requested = await repository.request(sessionIds);
@@ -113,7 +107,6 @@ export default fp(
     app.decorate('erasure', { requestSessions, requestUser, sweep, applyRetention });
 
     if (!config.JOBS_WORKERS) return;
-    const workOptions = { includeMetadata: true as const, batchSize: 1, pollingIntervalSeconds: config.JOBS_POLL_INTERVAL_S };
     const inFlightMs = longestStartMs(config);
     const deps: Omit<EraseDeps, 'log'> = {
       repository,
@@ -121,26 +114,21 @@ export default fp(
       notify: app.events.dispatch,
       inFlightSince: () => new Date(Date.now() - inFlightMs),
     };
-    const lastAttempt = (job: PgBoss.JobWithMetadata<unknown>) => job.retryCount >= job.retryLimit;
-    for (let i = 0; i < ERASE_WORKERS; i++) {
-      workers.push(
-        await jobs.work<{ sessionId: string }>(ERASURE_QUEUES.erase, workOptions, async ([job]) => {
-          if (!job) return;
-          const log = app.log.child({ job: job.id, sessionId: job.data.sessionId, attempt: job.retryCount + 1 });
-          try {
-            const outcome = await eraseSession({ ...deps, log }, job.data.sessionId, { lastAttempt: lastAttempt(job) });
-            if (outcome === 'complete' || outcome === 'incomplete') app.metrics.erasure(outcome);
-            return { outcome };
-          } catch (err) {
-            log.warn({ reason: err instanceof Error ? err.message : String(err) }, 'erasure will be retried');
-            throw err;
-          }
-        }),
-      );
-    }
-    await jobs.work(ERASURE_QUEUES.sweep, workOptions, async () => ({ queued: await sweep() }));
+    await app.workOn<{ sessionId: string }>(ERASURE_QUEUES.erase, ERASE_WORKERS, async ([job]) => {
+      if (!job) return;
+      const log = app.log.child({ job: job.id, sessionId: job.data.sessionId, attempt: job.retryCount + 1 });
+      try {
+        const outcome = await eraseSession({ ...deps, log }, job.data.sessionId, { lastAttempt: isLastAttempt(job) });
+        if (outcome === 'complete' || outcome === 'incomplete') app.metrics.erasure(outcome);
+        return { outcome };
+      } catch (err) {
+        log.warn({ reason: err instanceof Error ? err.message : String(err) }, 'erasure will be retried');
+        throw err;
+      }
+    });
+    await app.workOn(ERASURE_QUEUES.sweep, 1, async () => ({ queued: await sweep() }));
     await jobs.schedule(ERASURE_QUEUES.sweep, config.RECONCILE_CRON);
-    await jobs.work(ERASURE_QUEUES.retention, workOptions, async () => ({ requested: await applyRetention() }));
+    await app.workOn(ERASURE_QUEUES.retention, 1, async () => ({ requested: await applyRetention() }));
     if (config.KYC_SESSION_RETENTION_DAYS === undefined) await jobs.unschedule(ERASURE_QUEUES.retention);
     else await jobs.schedule(ERASURE_QUEUES.retention, '23 * * * *');
   },

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin';
 import type { Config } from '../config/schema.js';
 import { HttpError } from '../errors/http-error.js';
+import { SWEEP_TIMEOUT_S } from '../jobs/plugin.js';
 import { userIdOf } from '../sessions/user-id.js';
 import { envelope } from './envelope.js';
 import { EventRepository, type DeliveryTrigger, type EventRow, type EventState } from './repository.js';
@@ -26,7 +27,6 @@ const REDELIVERY_WORKERS = 2;
 /** Pending events younger than this are left to the job their change queued. */
 const SWEEP_GRACE_MS = 10_000;
 const SWEEP_BATCH = 500;
-const SWEEP_TIMEOUT_S = 300;
 /** Slack of a delivery job over the longest a live one can take (see deliveryJobTimeoutS). */
 const DELIVERY_JOB_MARGIN_S = 60;
 
@@ -107,14 +107,7 @@ export default fp(
     await app.ensureQueue({ name: EVENT_QUEUES.redeliver, policy: 'standard', retryLimit: 0, expireInSeconds: deliveryJobTimeoutS(config) });
     await app.ensureQueue({ name: EVENT_QUEUES.sweep, policy: 'singleton', expireInSeconds: SWEEP_TIMEOUT_S });
 
-    const deliverWorkers: string[] = [];
-    const queue = async (eventId: string) => {
-      if (await app.sendOnce(EVENT_QUEUES.deliver, eventId, { eventId } satisfies DeliveryJob)) {
-        for (const id of deliverWorkers) jobs.notifyWorker(id);
-        return true;
-      }
-      return false;
-    };
+    const queue = (eventId: string) => app.sendOnce(EVENT_QUEUES.deliver, eventId, { eventId } satisfies DeliveryJob);
 
     /** Never throws: the change is recorded already, and the events sweep queues what this could not. */
     const dispatch = async (sessionId: string) => {
@@ -196,8 +189,6 @@ export default fp(
     app.decorate('events', { repository, sending, dispatch, sweep, redeliver, redeliverAll });
 
     if (!config.JOBS_WORKERS) return;
-    const workOptions = { includeMetadata: true as const, batchSize: 1, pollingIntervalSeconds: config.JOBS_POLL_INTERVAL_S };
-
     /** A job from before the outbox names a session: record the event of its final state, then deliver it as any other. */
     const deliverQueuedBeforeOutbox = async (job: DeliveryJob) => {
       const sessionId = job.sessionId ?? (job.merchantBizId ? await onlySessionWith(job.merchantBizId) : undefined);
@@ -210,38 +201,32 @@ export default fp(
       return matches.length === 1 ? matches[0]!.id : undefined;
     };
 
-    for (let i = 0; i < config.JOBS_CONCURRENCY; i++) {
-      deliverWorkers.push(
-        await jobs.work<DeliveryJob>(EVENT_QUEUES.deliver, workOptions, async ([job]) => {
-          if (!job || !sending) return;
-          if (!job.data.eventId) return deliverQueuedBeforeOutbox(job.data);
-          const event = await repository.find(job.data.eventId);
-          if (!event || event.state !== 'pending') return;
-          const { delivery, state, attempts } = await attempt(event, 'auto');
-          const fields = { eventId: event.id, sessionId: event.sessionId, type: event.type, attempts, httpStatus: delivery.httpStatus, error: delivery.error };
-          if (delivery.ok) {
-            app.metrics.eventDelivery('auto', 'delivered');
-            app.log.info(fields, 'merchant event delivered');
-            return;
-          }
-          if (state === 'failed') {
-            app.metrics.eventDelivery('auto', 'gave_up');
-            app.log.warn(fields, 'merchant event failed: gave up after MERCHANT_WEBHOOK_MAX_ATTEMPTS (redeliver it from the back office)');
-            return;
-          }
-          app.metrics.eventDelivery('auto', 'retry');
-          throw new Error(`merchant webhook ${delivery.httpStatus === null ? `failed: ${delivery.error}` : `answered ${delivery.httpStatus}`}`);
-        }),
-      );
-    }
+    await app.workOn<DeliveryJob>(EVENT_QUEUES.deliver, config.JOBS_CONCURRENCY, async ([job]) => {
+      if (!job || !sending) return;
+      if (!job.data.eventId) return deliverQueuedBeforeOutbox(job.data);
+      const event = await repository.find(job.data.eventId);
+      if (!event || event.state !== 'pending') return;
+      const { delivery, state, attempts } = await attempt(event, 'auto');
+      const fields = { eventId: event.id, sessionId: event.sessionId, type: event.type, attempts, httpStatus: delivery.httpStatus, error: delivery.error };
+      if (delivery.ok) {
+        app.metrics.eventDelivery('auto', 'delivered');
+        app.log.info(fields, 'merchant event delivered');
+        return;
+      }
+      if (state === 'failed') {
+        app.metrics.eventDelivery('auto', 'gave_up');
+        app.log.warn(fields, 'merchant event failed: gave up after MERCHANT_WEBHOOK_MAX_ATTEMPTS (redeliver it from the back office)');
+        return;
+      }
+      app.metrics.eventDelivery('auto', 'retry');
+      throw new Error(`merchant webhook ${delivery.httpStatus === null ? `failed: ${delivery.error}` : `answered ${delivery.httpStatus}`}`);
+    });
 
-    for (let i = 0; i < REDELIVERY_WORKERS; i++) {
-      await jobs.work<{ eventId: string }>(EVENT_QUEUES.redeliver, workOptions, async ([job]) => {
-        if (job && sending) await redeliver(job.data.eventId);
-      });
-    }
+    await app.workOn<{ eventId: string }>(EVENT_QUEUES.redeliver, REDELIVERY_WORKERS, async ([job]) => {
+      if (job && sending) await redeliver(job.data.eventId);
+    });
 
-    await jobs.work(EVENT_QUEUES.sweep, workOptions, async () => ({ queued: await sweep() }));
+    await app.workOn(EVENT_QUEUES.sweep, 1, async () => ({ queued: await sweep() }));
     await jobs.schedule(EVENT_QUEUES.sweep, config.RECONCILE_CRON);
   },
   { name: 'events', dependencies: ['config', 'db', 'jobs', 'sessions', 'privacy', 'metrics'] },

@@ -19,8 +19,23 @@ declare module 'fastify' {
      * running (that job does the work when it runs). Returns whether it queued one. See below.
      */
     sendOnce(queue: string, key: string, data: object, options?: PgBoss.SendOptions): Promise<boolean>;
+    /**
+     * Starts `count` workers of a queue in this process, one job at a time each (polling every
+     * JOBS_POLL_INTERVAL_S); a job sendOnce queues on it wakes them at once.
+     */
+    workOn<T>(queue: string, count: number, handler: PgBoss.WorkWithMetadataHandler<T>): Promise<void>;
   }
 }
+
+/**
+ * Past this a sweep job (a singleton queue's) counts as dead (its process was killed) and is
+ * retried, instead of after pg-boss's default 15 minutes: an orphan holds its queue until then
+ * (pg-boss #535). A sweep is a few queries and at most a batch of sends.
+ */
+export const SWEEP_TIMEOUT_S = 300;
+
+/** Whether this run of a job is its last attempt. */
+export const isLastAttempt = (job: PgBoss.JobWithMetadata<unknown>): boolean => job.retryCount >= job.retryLimit;
 
 /**
  * pg-boss rather than a Redis queue: this Redis is a cache run without persistence, so a job
@@ -67,6 +82,15 @@ export default fp(
       await boss.updateQueue(options.name, { ...options });
     };
 
+    /** This process's workers by queue, woken when a job is queued on it. */
+    const workers = new Map<string, string[]>();
+    const workOptions = { includeMetadata: true as const, batchSize: 1, pollingIntervalSeconds: app.config.JOBS_POLL_INTERVAL_S };
+    const workOn = async <T>(queue: string, count: number, handler: PgBoss.WorkWithMetadataHandler<T>) => {
+      const ids = workers.get(queue) ?? [];
+      workers.set(queue, ids);
+      for (let i = 0; i < count; i++) ids.push(await boss.work<T>(queue, workOptions, handler));
+    };
+
     /**
      * A stately queue accepts a second job beside one of the same key that is active or waiting to
      * retry, but pg-boss 10 cannot start it: the fetch that reaches it breaks the one-active-job-per-key
@@ -76,8 +100,8 @@ export default fp(
      * way when the retry comes due. The lock per (queue, key) orders concurrent senders, so no job can
      * appear between the look and the insert.
      */
-    const sendOnce = (queue: string, key: string, data: object, options: PgBoss.SendOptions = {}): Promise<boolean> =>
-      jobsTransaction(async (db) => {
+    const sendOnce = async (queue: string, key: string, data: object, options: PgBoss.SendOptions = {}): Promise<boolean> => {
+      const sent = await jobsTransaction(async (db) => {
         await db.executeSql('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [queue, key]);
         // The predicate of pg-boss's stately index (job_i3 on each queue's partition), which serves this look.
         const { rows } = await db.executeSql(
@@ -88,11 +112,16 @@ export default fp(
         if (rows.length > 0) return false;
         return (await boss.send(queue, data, { ...options, singletonKey: key, db })) !== null;
       });
+      // Idle workers of this process take it now instead of at their next poll.
+      if (sent) for (const id of workers.get(queue) ?? []) boss.notifyWorker(id);
+      return sent;
+    };
 
     app.decorate('jobs', boss);
     app.decorate('jobsTransaction', jobsTransaction);
     app.decorate('ensureQueue', ensureQueue);
     app.decorate('sendOnce', sendOnce);
+    app.decorate('workOn', workOn);
     app.addHook('onClose', async () => {
       // Let running jobs finish (a crash mid-job is also safe: the job is retried after it expires).
       await boss.stop({ graceful: true, wait: true, timeout: 10_000 });

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin';
 import type PgBoss from 'pg-boss';
+import { isLastAttempt, SWEEP_TIMEOUT_S } from '../jobs/plugin.js';
 import { checkSession, type CheckDeps } from './check-result.js';
 
 declare module 'fastify' {
@@ -29,9 +30,6 @@ const LIVE_CHECK_PRIORITY = 1;
 /** A session verifying this long with no CheckResult job queued or running lost its job (see app.sendOnce). */
 const STUCK_VERIFYING_MS = 2 * 60_000;
 const RECONCILE_BATCH = 500;
-/** Past this a reconciliation or purge job counts as dead (its process was killed) and is retried. */
-const SWEEP_TIMEOUT_S = 300;
-
 /** A job about one session. Jobs queued before sessions had ids of their own carry its merchantBizId instead. */
 interface SessionJob {
   sessionId?: string;
@@ -56,12 +54,6 @@ export default fp(
     await app.ensureQueue({ name: QUEUES.reconcile, policy: 'singleton', expireInSeconds: SWEEP_TIMEOUT_S });
     await app.ensureQueue({ name: QUEUES.purge, policy: 'singleton', expireInSeconds: SWEEP_TIMEOUT_S });
 
-    const checkWorkers: string[] = [];
-    /** Wakes the idle CheckResult workers now instead of at their next poll. */
-    const wake = () => {
-      for (const id of checkWorkers) jobs.notifyWorker(id);
-    };
-
     /**
      * Queues a session's CheckResult unless one is queued, waiting to retry or running: that job
      * reads the session when it runs, so it does the work (app.sendOnce says why no second one).
@@ -70,7 +62,7 @@ export default fp(
       app.sendOnce(QUEUES.check, sessionId, { sessionId } satisfies SessionJob, options);
 
     const requestCheck = async (sessionId: string) => {
-      if (await sendCheck(sessionId, { priority: LIVE_CHECK_PRIORITY })) wake();
+      await sendCheck(sessionId, { priority: LIVE_CHECK_PRIORITY });
     };
 
     const reconcile = async () => {
@@ -79,7 +71,6 @@ export default fp(
       const due = await sessions.findToReconcile(now, new Date(now.getTime() - STUCK_VERIFYING_MS), RECONCILE_BATCH);
       let queued = 0;
       for (const { id } of due) if (await sendCheck(id)) queued++;
-      if (queued > 0) wake();
       // The expiries above recorded their events: send them now rather than at the next events sweep.
       if (expired > 0) await app.events.sweep(0);
       if (queued > 0 || expired > 0) app.log.info({ queued, expired }, 'reconciliation sweep');
@@ -95,7 +86,6 @@ export default fp(
     app.decorate('results', { requestCheck, reconcile, purgeDetails });
 
     if (!config.JOBS_WORKERS) return;
-    const workOptions = { includeMetadata: true as const, batchSize: 1, pollingIntervalSeconds: config.JOBS_POLL_INTERVAL_S };
     const deps: CheckDeps = { config, sessions, cloudauth: app.cloudauth, sealer: app.sealer, log: app.log, notify: app.events.dispatch };
     /** The session a job is about (a job from before sessions had ids names a merchantBizId that was then unique). */
     const sessionOf = async (job: SessionJob): Promise<string | undefined> => {
@@ -104,27 +94,22 @@ export default fp(
       const matches = await sessions.listByMerchantBizId(job.merchantBizId, 2);
       return matches.length === 1 ? matches[0]!.id : undefined;
     };
-    const lastAttempt = (job: PgBoss.JobWithMetadata<unknown>) => job.retryCount >= job.retryLimit;
 
-    for (let i = 0; i < config.JOBS_CONCURRENCY; i++) {
-      checkWorkers.push(
-        await jobs.work<SessionJob>(QUEUES.check, workOptions, async ([job]) => {
-          if (!job) return;
-          const sessionId = await sessionOf(job.data);
-          const log = app.log.child({ job: job.id, sessionId, attempt: job.retryCount + 1 });
-          if (!sessionId) return { outcome: 'skipped' };
-          try {
-            return { outcome: await app.metrics.checkResult(checkSession({ ...deps, log }, sessionId, { lastAttempt: lastAttempt(job) })) };
-          } catch (err) {
-            log.warn({ reason: err instanceof Error ? err.message : String(err) }, 'CheckResult will be retried');
-            throw err;
-          }
-        }),
-      );
-    }
+    await app.workOn<SessionJob>(QUEUES.check, config.JOBS_CONCURRENCY, async ([job]) => {
+      if (!job) return;
+      const sessionId = await sessionOf(job.data);
+      const log = app.log.child({ job: job.id, sessionId, attempt: job.retryCount + 1 });
+      if (!sessionId) return { outcome: 'skipped' };
+      try {
+        return { outcome: await app.metrics.checkResult(checkSession({ ...deps, log }, sessionId, { lastAttempt: isLastAttempt(job) })) };
+      } catch (err) {
+        log.warn({ reason: err instanceof Error ? err.message : String(err) }, 'CheckResult will be retried');
+        throw err;
+      }
+    });
 
-    await jobs.work(QUEUES.reconcile, workOptions, async () => reconcile());
-    await jobs.work(QUEUES.purge, workOptions, async () => ({ purged: await purgeDetails() }));
+    await app.workOn(QUEUES.reconcile, 1, async () => reconcile());
+    await app.workOn(QUEUES.purge, 1, async () => ({ purged: await purgeDetails() }));
     await jobs.schedule(QUEUES.reconcile, config.RECONCILE_CRON);
     await jobs.schedule(QUEUES.purge, '17 * * * *');
   },

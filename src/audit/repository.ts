@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { query } from '../db/query.js';
+import { query, transaction } from '../db/query.js';
 
 /** What the back office (or retention) can do; each is one audit row. */
 export const AUDIT_ACTIONS = [
@@ -78,20 +78,11 @@ export class AuditRepository {
    * Deletes rows older than `days` days. The transaction names the retention it applies
    * (kyc.audit_retention_days), which is the only DELETE the append-only trigger lets through.
    */
-  async deleteOlderThan(days: number): Promise<number> {
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
+  deleteOlderThan(days: number): Promise<number> {
+    return transaction(this.pool, async (client) => {
       await client.query(`SELECT set_config('kyc.audit_retention_days', $1, true)`, [String(days)]);
       const { rowCount } = await client.query(`DELETE FROM kyc_audit WHERE at < now() - make_interval(days => $1)`, [days]);
-      await client.query('COMMIT');
       return rowCount ?? 0;
-    } catch (err) {
-      await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+    });
   }
 }

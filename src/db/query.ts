@@ -16,3 +16,23 @@ export async function query<R extends pg.QueryResultRow>(
     throw toDbError(err);
   }
 }
+
+/**
+ * Runs `fn` in a transaction on a connection of the pool: committed when it returns, rolled back
+ * when it throws (its error is rethrown as is). A connection whose rollback failed is discarded.
+ */
+export async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
+import { transaction } from '../db/query.js';
 import { splitSchemaParam } from '../db/url.js';
 
 declare module 'fastify' {
@@ -61,21 +62,8 @@ export default fp(
     // pg-boss's pool runs one statement per call: transactions take a connection of their own.
     const txPool = new pg.Pool({ connectionString, max: 2, application_name: 'kyc-gateway-jobs' });
     txPool.on('error', (err) => app.log.error({ err: { message: err.message } }, 'job queue error'));
-    const jobsTransaction = async <T>(fn: (db: PgBoss.Db) => Promise<T>): Promise<T> => {
-      const client = await txPool.connect();
-      let broken: Error | undefined;
-      try {
-        await client.query('BEGIN');
-        const result = await fn({ executeSql: (text, values) => client.query(text, values) });
-        await client.query('COMMIT');
-        return result;
-      } catch (err) {
-        await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-        throw err;
-      } finally {
-        client.release(broken);
-      }
-    };
+    const jobsTransaction = <T>(fn: (db: PgBoss.Db) => Promise<T>): Promise<T> =>
+      transaction(txPool, (client) => fn({ executeSql: (text, values) => client.query(text, values) }));
 
     const ensureQueue = async (options: PgBoss.Queue) => {
       await boss.createQueue(options.name, { ...options });

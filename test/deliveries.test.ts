@@ -225,13 +225,13 @@ describe('sequence numbers', () => {
 });
 
 describe('an event job queued by the version before the outbox', () => {
-  test('names a session: the event of its final state is recorded then, and delivered like the others', async () => {
+  /** A session decided before the migration: no event recorded (the trigger did not exist yet). */
+  const decidedBeforeOutbox = async () => {
     receiver.state.answer = 200;
     const token = await signToken(randomId('user-'));
     const res = await api.start(token, { metaInfo: META_INFO });
     const merchantBizId = String(res.body.merchantBizId);
     const sessionId = (await rowsOf(stack.app).session(merchantBizId)).id;
-    // Decided before the migration: no event recorded (the trigger did not exist yet).
     const schema = new URL(stack.config.DATABASE_URL).searchParams.get('schema')!;
     const client = await stack.app.pgPool.connect();
     try {
@@ -244,12 +244,26 @@ describe('an event job queued by the version before the outbox', () => {
       client.release();
     }
     assert.deepEqual(await eventsOf(sessionId), []);
+    return { merchantBizId, sessionId };
+  };
 
-    await stack.app.jobs.send(EVENT_QUEUES.deliver, { sessionId }, { singletonKey: sessionId });
+  const deliveredOnce = async (sessionId: string) => {
     const got = await waitFor('the event', async () => receiver.of(sessionId)[0]);
     assert.deepEqual([got.event.type, got.event.sequence, got.event.data.status], ['kyc.session.finished', 1, 'passed']);
     assert.equal(typeof got.event.data.userId, 'string', 'the person is named');
     assert.deepEqual((await eventsOf(sessionId)).map((e) => [e.sequence, e.state]), [[1, 'delivered']]);
+  };
+
+  test('names a session: the event of its final state is recorded then, and delivered like the others', async () => {
+    const { sessionId } = await decidedBeforeOutbox();
+    await stack.app.jobs.send(EVENT_QUEUES.deliver, { sessionId }, { singletonKey: sessionId });
+    await deliveredOnce(sessionId);
+  });
+
+  test('names a merchantBizId (from before sessions had ids): the same, for the one session with it', async () => {
+    const { merchantBizId, sessionId } = await decidedBeforeOutbox();
+    await stack.app.jobs.send(EVENT_QUEUES.deliver, { merchantBizId }, { singletonKey: merchantBizId });
+    await deliveredOnce(sessionId);
   });
 });
 

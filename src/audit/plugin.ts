@@ -13,6 +13,8 @@ declare module 'fastify' {
        * the action is done or its data answered: what cannot be recorded is not done.
        */
       record(request: FastifyRequest, action: AuditAction, target: string, detail?: Record<string, unknown>): Promise<void>;
+      /** Records several actions of one request in one statement. */
+      recordAll(request: FastifyRequest, actions: RequestAction[]): Promise<void>;
       /** Records the service's own actions (retention). */
       recordSystem(entries: AuditEntry[]): Promise<void>;
       /** Deletes rows past AUDIT_RETENTION_DAYS (also run hourly when it is set); returns how many. */
@@ -21,6 +23,9 @@ declare module 'fastify' {
   }
 }
 
+/** One action of a request: who and from where are the request's. */
+export type RequestAction = Omit<AuditEntry, 'actor' | 'address'>;
+
 const QUEUE = 'kyc_audit_retention';
 
 export default fp(
@@ -28,8 +33,10 @@ export default fp(
     const { config } = app;
     const repository = new AuditRepository(app.pgPool);
 
+    const recordAll = (request: FastifyRequest, actions: RequestAction[]) =>
+      repository.record(actions.map((a) => ({ actor: request.apiKeyName ?? 'unknown', address: request.ip ?? null, ...a })));
     const record = (request: FastifyRequest, action: AuditAction, target: string, detail?: Record<string, unknown>) =>
-      repository.record([{ actor: request.apiKeyName ?? 'unknown', address: request.ip ?? null, action, target, detail }]);
+      recordAll(request, [{ action, target, detail }]);
 
     const applyRetention = async () => {
       if (config.AUDIT_RETENTION_DAYS === undefined) return 0;
@@ -38,7 +45,7 @@ export default fp(
       return deleted;
     };
 
-    app.decorate('audit', { repository, record, recordSystem: (entries: AuditEntry[]) => repository.record(entries), applyRetention });
+    app.decorate('audit', { repository, record, recordAll, recordSystem: (entries: AuditEntry[]) => repository.record(entries), applyRetention });
 
     if (!config.JOBS_WORKERS) return;
     await app.ensureQueue({ name: QUEUE, policy: 'singleton', expireInSeconds: SWEEP_TIMEOUT_S });

@@ -65,10 +65,10 @@ declare module 'fastify' {
        */
       sweep(graceMs?: number): Promise<number>;
       /**
-       * Sends one event now, whatever its state, and records the attempt; null when there is no such
-       * event. Throws WEBHOOK_NOT_CONFIGURED (409) without MERCHANT_WEBHOOK_URL (as redeliverAll).
+       * Sends one event now, whatever its state, and records the attempt; answers the event after it.
+       * Throws WEBHOOK_NOT_CONFIGURED (409) without MERCHANT_WEBHOOK_URL (as redeliverAll).
        */
-      redeliver(eventId: string): Promise<{ event: EventRow; delivery: DeliveryResult } | null>;
+      redeliver(event: EventRow): Promise<{ event: EventRow; delivery: DeliveryResult }>;
       /** Queues the redelivery of the events in `state` since `since`, paced. */
       redeliverAll(state: EventState, since: Date): Promise<BulkRedelivery>;
     };
@@ -136,17 +136,15 @@ export default fp(
       }
       const delivery = await postEvent(url!, secrets, event.id, JSON.stringify(envelope(event, userId)));
       const after = await repository.recordDelivery(event.id, trigger, delivery, config.MERCHANT_WEBHOOK_MAX_ATTEMPTS);
-      return { delivery, state: after?.state ?? event.state, attempts: after?.attempts ?? event.attempts };
+      return { delivery, after: after ?? event };
     };
 
-    const redeliver = async (eventId: string) => {
+    const redeliver = async (event: EventRow) => {
       if (!sending) throw webhookNotConfigured();
-      const event = await repository.find(eventId);
-      if (!event) return null;
-      const { delivery } = await attempt(event, 'redeliver');
+      const { delivery, after } = await attempt(event, 'redeliver');
       app.metrics.eventDelivery('redeliver', delivery.ok ? 'delivered' : 'failed');
-      app.log.info({ eventId, sessionId: event.sessionId, httpStatus: delivery.httpStatus, error: delivery.error }, 'merchant event redelivered');
-      return { event: (await repository.find(eventId)) ?? event, delivery };
+      app.log.info({ eventId: event.id, sessionId: event.sessionId, httpStatus: delivery.httpStatus, error: delivery.error }, 'merchant event redelivered');
+      return { event: after, delivery };
     };
 
     /**
@@ -191,14 +189,10 @@ export default fp(
     if (!config.JOBS_WORKERS) return;
     /** A job from before the outbox names a session: record the event of its final state, then deliver it as any other. */
     const deliverQueuedBeforeOutbox = async (job: DeliveryJob) => {
-      const sessionId = job.sessionId ?? (job.merchantBizId ? await onlySessionWith(job.merchantBizId) : undefined);
+      const sessionId = job.sessionId ?? (job.merchantBizId ? await sessions.onlySessionWith(job.merchantBizId) : undefined);
       if (!sessionId) return;
       await repository.recordBeforeOutbox(sessionId);
       await dispatch(sessionId);
-    };
-    const onlySessionWith = async (merchantBizId: string) => {
-      const matches = await sessions.listByMerchantBizId(merchantBizId, 2);
-      return matches.length === 1 ? matches[0]!.id : undefined;
     };
 
     await app.workOn<DeliveryJob>(EVENT_QUEUES.deliver, config.JOBS_CONCURRENCY, async ([job]) => {
@@ -206,14 +200,14 @@ export default fp(
       if (!job.data.eventId) return deliverQueuedBeforeOutbox(job.data);
       const event = await repository.find(job.data.eventId);
       if (!event || event.state !== 'pending') return;
-      const { delivery, state, attempts } = await attempt(event, 'auto');
-      const fields = { eventId: event.id, sessionId: event.sessionId, type: event.type, attempts, httpStatus: delivery.httpStatus, error: delivery.error };
+      const { delivery, after } = await attempt(event, 'auto');
+      const fields = { eventId: event.id, sessionId: event.sessionId, type: event.type, attempts: after.attempts, httpStatus: delivery.httpStatus, error: delivery.error };
       if (delivery.ok) {
         app.metrics.eventDelivery('auto', 'delivered');
         app.log.info(fields, 'merchant event delivered');
         return;
       }
-      if (state === 'failed') {
+      if (after.state === 'failed') {
         app.metrics.eventDelivery('auto', 'gave_up');
         app.log.warn(fields, 'merchant event failed: gave up after MERCHANT_WEBHOOK_MAX_ATTEMPTS (redeliver it from the back office)');
         return;
@@ -223,7 +217,9 @@ export default fp(
     });
 
     await app.workOn<{ eventId: string }>(EVENT_QUEUES.redeliver, REDELIVERY_WORKERS, async ([job]) => {
-      if (job && sending) await redeliver(job.data.eventId);
+      if (!job || !sending) return;
+      const event = await repository.find(job.data.eventId);
+      if (event) await redeliver(event);
     });
 
     await app.workOn(EVENT_QUEUES.sweep, 1, async () => ({ queued: await sweep() }));

@@ -75,15 +75,15 @@ export class EventRepository {
   /**
    * Records one delivery attempt and what it did to the event: delivered on a 2xx (whatever its
    * state was); `failed` when an automatic attempt that failed was the event's `maxAttempts`th.
-   * Returns the event's state after it, or null when there is no such event.
+   * Returns the event after it, or null when there is no such event.
    */
   async recordDelivery(
     eventId: string,
     trigger: DeliveryTrigger,
     d: { ok: boolean; httpStatus: number | null; error: string | null; latencyMs: number },
     maxAttempts: number,
-  ): Promise<{ state: EventState; attempts: number } | null> {
-    const { rows } = await query<{ state: EventState; attempts: number }>(
+  ): Promise<EventRow | null> {
+    const { rows } = await query<EventRow>(
       this.pool,
       `WITH d AS (
          INSERT INTO kyc_event_delivery (event_id, trigger, http_status, error, latency_ms)
@@ -99,7 +99,7 @@ export class EventRepository {
               delivered_at = CASE WHEN $6 THEN d.at ELSE e.delivered_at END
          FROM d
         WHERE e.id = $1
-       RETURNING e.state, e.attempts`,
+       RETURNING ${COLUMNS}`,
       [eventId, trigger, d.httpStatus, d.error, d.latencyMs, d.ok, maxAttempts],
     );
     return rows[0] ?? null;

@@ -88,12 +88,8 @@ export default fp(
     if (!config.JOBS_WORKERS) return;
     const deps: CheckDeps = { config, sessions, cloudauth: app.cloudauth, sealer: app.sealer, log: app.log, notify: app.events.dispatch };
     /** The session a job is about (a job from before sessions had ids names a merchantBizId that was then unique). */
-    const sessionOf = async (job: SessionJob): Promise<string | undefined> => {
-      if (job.sessionId) return job.sessionId;
-      if (!job.merchantBizId) return undefined;
-      const matches = await sessions.listByMerchantBizId(job.merchantBizId, 2);
-      return matches.length === 1 ? matches[0]!.id : undefined;
-    };
+    const sessionOf = async (job: SessionJob): Promise<string | undefined> =>
+      job.sessionId ?? (job.merchantBizId ? sessions.onlySessionWith(job.merchantBizId) : undefined);
 
     await app.workOn<SessionJob>(QUEUES.check, config.JOBS_CONCURRENCY, async ([job]) => {
       if (!job) return;

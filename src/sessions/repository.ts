@@ -315,6 +315,12 @@ export class SessionRepository {
     });
   }
 
+  /** The id of the one session with this merchantBizId, none when there are none or several (jobs queued before sessions had ids name one by it). */
+  async onlySessionWith(merchantBizId: string): Promise<string | undefined> {
+    const matches = await this.prisma.kycSession.findMany({ where: { merchantBizId }, select: { id: true }, take: 2 });
+    return matches.length === 1 ? matches[0]!.id : undefined;
+  }
+
   transactionsOf(sessionId: string): Promise<Transaction[]> {
     return this.prisma.kycTransaction.findMany({ where: { sessionId }, orderBy: { seq: 'asc' } });
   }

@@ -63,8 +63,10 @@ const erasureRoutes: FastifyPluginAsyncZod = async (app) => {
     async (request, reply) => {
       const requested = await app.erasure.requestUser(request.params.userId, async (sessionIds) => {
         // The person is not named in the trail (that would keep what is being erased): their sessions are.
-        await app.audit.record(request, 'user.erase', 'user', { sessions: sessionIds });
-        for (const id of sessionIds) await app.audit.record(request, 'session.erase', `session:${id}`, { via: 'user.erase' });
+        await app.audit.recordAll(request, [
+          { action: 'user.erase', target: 'user', detail: { sessions: sessionIds } },
+          ...sessionIds.map((id) => ({ action: 'session.erase' as const, target: `session:${id}`, detail: { via: 'user.erase' } })),
+        ]);
       });
       return reply.code(202).send(accepted(requested));
     },

@@ -97,10 +97,10 @@ const eventRoutes: FastifyPluginAsyncZod = async (app) => {
     async (request) => {
       if (!events.sending) throw webhookNotConfigured();
       const { id } = request.params;
-      if (!(await events.repository.find(id))) throw new HttpError(404, 'EVENT_NOT_FOUND', 'No such event');
+      const event = await events.repository.find(id);
+      if (!event) throw new HttpError(404, 'EVENT_NOT_FOUND', 'No such event');
       await app.audit.record(request, 'event.redeliver', `event:${id}`);
-      const result = await events.redeliver(id);
-      if (!result) throw new HttpError(404, 'EVENT_NOT_FOUND', 'No such event');
+      const result = await events.redeliver(event);
       return { event: toEvent(result.event, await events.repository.deliveriesOf([id])), delivery: result.delivery };
     },
   );

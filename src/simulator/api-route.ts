@@ -58,7 +58,7 @@ async function handleApiCall(request: FastifyRequest, reply: FastifyReply, deps:
   const arrivedAt = arrivals.get(request) ?? monotonicEpochMs();
   const requestId = newRequestId();
   const action = headerText(request.headers['x-acs-action']);
-  const record = deps.calls.start({
+  const record = deps.calls.add({
     requestId,
     arrivedAt,
     action,

@@ -1,4 +1,5 @@
 /** Record of every API call the simulator received (no parameters, no secrets). */
+import { BoundedLog } from './bounded-log.js';
 
 export interface ApiCallRecord {
   requestId: string;
@@ -15,23 +16,10 @@ export interface ApiCallRecord {
   code?: string;
 }
 
-export class CallLog {
-  private records: ApiCallRecord[] = [];
-
-  constructor(private readonly maxRecords = 100_000) {}
-
-  start(record: ApiCallRecord): ApiCallRecord {
-    this.records.push(record);
-    if (this.records.length > this.maxRecords) this.records.shift();
-    return record;
-  }
-
-  list(): readonly ApiCallRecord[] {
-    return this.records;
-  }
-
-  clear(): void {
-    this.records = [];
+/** Every API call, up to the last 100,000. */
+export class CallLog extends BoundedLog<ApiCallRecord> {
+  constructor() {
+    super(100_000);
   }
 }
 

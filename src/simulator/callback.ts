@@ -33,7 +33,7 @@ export function appendQuery(url: string, fields: ReadonlyArray<readonly [string,
 }
 
 /** The URL Alibaba would call for a completed transaction, or undefined when no callback applies. */
-export function callbackUrlFor(transaction: Transaction, spelling: CallbackSpelling = 'camel'): string | undefined {
+export function callbackUrlFor(transaction: Transaction, spelling: CallbackSpelling): string | undefined {
   const { callbackUrl, outcome } = transaction;
   if (!callbackUrl || !outcome) return undefined;
   const names = CALLBACK_SPELLINGS[spelling];

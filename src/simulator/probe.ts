@@ -5,6 +5,7 @@
  * sends `GET <CallbackUrl>` exactly as registered (no result fields added, redirects not followed)
  * and counts only a 2xx within the timeout as accessible.
  */
+import { BoundedLog } from './bounded-log.js';
 import { getOnce } from './callback.js';
 import type { Delivery } from './store.js';
 
@@ -27,22 +28,9 @@ export function probeFailure(probe: ProbeRecord): string {
   return /TimeoutError/.test(probe.error ?? '') ? 'GET timed out' : `GET failed (${probe.error ?? 'unknown error'})`;
 }
 
-/** Every probe the simulator sent, newest last (for tests: `/__sim/probes`). */
-export class ProbeLog {
-  private records: ProbeRecord[] = [];
-
-  constructor(private readonly maxRecords = 10_000) {}
-
-  add(record: ProbeRecord): void {
-    this.records.push(record);
-    if (this.records.length > this.maxRecords) this.records.shift();
-  }
-
-  list(): readonly ProbeRecord[] {
-    return this.records;
-  }
-
-  clear(): void {
-    this.records = [];
+/** Every probe the simulator sent, up to the last 10,000 (for tests: `/__sim/probes`). */
+export class ProbeLog extends BoundedLog<ProbeRecord> {
+  constructor() {
+    super(10_000);
   }
 }

@@ -45,7 +45,7 @@ export interface CheckResultOptions {
 export function buildCheckResult(
   transaction: Transaction,
   state: TransactionState,
-  options: CheckResultOptions = { returnImage: false },
+  options: CheckResultOptions,
 ): Record<string, unknown> {
   return { ...baseResult(transaction, state, options), ...transaction.resultOverride };
 }

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCloudAuthClient } from '../src/cloudauth/client.js';
 import { CloudAuthError } from '../src/cloudauth/errors.js';
-import { buildSimulator, type Simulator } from '../src/simulator/index.js';
+import { buildSimulator } from '../src/simulator/index.js';
 import { clientFor } from './helpers/client.js';
 import { signToken } from './helpers/jwt.js';
 import {
@@ -18,6 +18,7 @@ import {
   hostPortOf,
   initializeQuery,
   makeClient,
+  useSimulator,
 } from './helpers/sim-client.js';
 import { SIM_KEY_ID, SIM_KEY_SECRET, WEB_META_INFO, startStack, testConfig, waitFor, type Stack } from './helpers/stack.js';
 
@@ -25,17 +26,10 @@ type Result = Record<string, string | undefined>;
 const json = (text: string | undefined) => JSON.parse(text ?? 'null') as Record<string, unknown> | null;
 
 describe('DeleteVerifyResult in the simulator', () => {
-  const ctx = {} as { sim: Simulator; baseUrl: string; client: unknown };
-  before(async () => {
-    ctx.sim = await buildSimulator({
-      accessKeys: { [AK_ID]: AK_SECRET, 'other-ak': { secret: 'other-secret', account: 'other-account' } },
-      qps: 0,
-      probeCallbackUrl: false,
-    });
-    ctx.baseUrl = await ctx.sim.listen();
-    ctx.client = makeClient(hostPortOf(ctx.baseUrl));
+  const ctx = useSimulator({
+    accessKeys: { [AK_ID]: AK_SECRET, 'other-ak': { secret: 'other-secret', account: 'other-account' } },
+    probeCallbackUrl: false,
   });
-  after(() => ctx.sim.close());
 
   let seq = 0;
   /** A transaction, completed unless told otherwise. */

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type http from 'node:http';
-import { buildSimulator, type CallbackSpelling, type Simulator, type SimulatorOptions } from '../src/simulator/index.js';
+import { buildSimulator, type CallbackSpelling, type Simulator } from '../src/simulator/index.js';
 import { WEB_META_INFO } from './helpers/stack.js';
 import {
   AK_ID,
@@ -20,19 +20,8 @@ import {
   startCallbackReceiver,
   startServer,
   type AnyError,
+  useSimulator,
 } from './helpers/sim-client.js';
-
-/** A simulator of its own, listening, with a client signed with AK_ID; closed after the file. */
-function useSimulator(options: Partial<SimulatorOptions> = {}) {
-  const ctx = {} as { sim: Simulator; baseUrl: string; client: ReturnType<typeof makeClient> };
-  before(async () => {
-    ctx.sim = await buildSimulator({ accessKeys: { [AK_ID]: AK_SECRET }, qps: 0, ...options });
-    ctx.baseUrl = await ctx.sim.listen();
-    ctx.client = makeClient(hostPortOf(ctx.baseUrl));
-  });
-  after(() => ctx.sim.close());
-  return ctx;
-}
 
 async function initialize(ctx: { client: unknown }, overrides: Record<string, string | undefined> = {}) {
   const response = await callApi(ctx.client, 'Initialize', initializeQuery(overrides));

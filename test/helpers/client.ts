@@ -12,23 +12,24 @@ async function json<T = Record<string, unknown>>(res: Response): Promise<JsonRes
   return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : {}) as T };
 }
 
+/** A user's POST of a JSON body (a string is sent as it is) to the service. */
+function postAsUser(url: string, token: string | undefined, body: unknown, headers: Record<string, string> = {}) {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  }).then((r) => json(r));
+}
+
 /** The service's API and the simulator's control API, over real HTTP. */
 export function clientFor(stack: Stack) {
   const { appUrl, simUrl } = stack;
   return {
     start(token: string | undefined, body: unknown = { metaInfo: META_INFO }, headers: Record<string, string> = {}) {
-      return fetch(`${appUrl}/kyc/start`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
-        body: typeof body === 'string' ? body : JSON.stringify(body),
-      }).then((r) => json(r));
+      return postAsUser(`${appUrl}/kyc/start`, token, body, headers);
     },
     resume(token: string | undefined, merchantBizId: string, body: unknown = { metaInfo: META_INFO }) {
-      return fetch(`${appUrl}/kyc/sessions/${merchantBizId}/resume`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-        body: typeof body === 'string' ? body : JSON.stringify(body),
-      }).then((r) => json(r));
+      return postAsUser(`${appUrl}/kyc/sessions/${merchantBizId}/resume`, token, body);
     },
     session(token: string | undefined, merchantBizId: string) {
       return fetch(`${appUrl}/kyc/sessions/${merchantBizId}`, {

@@ -1,6 +1,6 @@
-import { createServer, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { SessionEvent } from '../../src/events/envelope.js';
+import { startServer } from './sim-client.js';
 
 export interface Received {
   headers: IncomingHttpHeaders;
@@ -18,7 +18,7 @@ export interface Received {
 export async function startReceiver() {
   const received: Received[] = [];
   const state = { answer: 200 };
-  const server = createServer((req, res) => {
+  const server = await startServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
@@ -27,17 +27,12 @@ export async function startReceiver() {
       res.end();
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/kyc-events`,
+    url: `${server.url}/kyc-events`,
     received,
     state,
     /** The events received for a session, in arrival order. */
     of: (sessionId: string) => received.filter((r) => r.event.sessionId === sessionId),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: server.close,
   };
 }

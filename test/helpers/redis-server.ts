@@ -3,9 +3,8 @@ import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { freePort } from './stack.js';
+import { freePort, waitFor } from './stack.js';
 
 const run = promisify(execFile);
 
@@ -72,14 +71,9 @@ export async function redisCli(port: number, ...args: string[]): Promise<string>
   return (await run('redis-cli', ['-p', String(port), ...args], { timeout: 5000 })).stdout;
 }
 
-/** Polls `check` every 100 ms until it is true; fails after `timeoutMs` naming `what`. */
+/** waitFor a `check` that may fail while the servers come up (a failure counts as not yet). */
 async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
+  await waitFor(what, async () => ((await check().catch(() => false)) ? true : undefined), timeoutMs);
 }
 
 /** Servers started together in a temp dir; `stop` kills them all and removes the dir, whatever state they are in. */

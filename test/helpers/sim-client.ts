@@ -3,11 +3,13 @@
  * (signature V3), plus small HTTP servers standing in for the merchant's callback endpoint.
  */
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import OpenApi, { $OpenApiUtil } from '@alicloud/openapi-core';
 import * as $dara from '@darabonba/typescript';
+import { buildSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.js';
 
 export const AK_ID = 'test-ak';
 export const AK_SECRET = 'test-secret';
@@ -125,4 +127,16 @@ export async function control(baseUrl: string, method: string, path: string, bod
   });
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** A simulator of its own, listening, with a client signed with AK_ID; closed after the file (or suite). */
+export function useSimulator(options: Partial<SimulatorOptions> = {}) {
+  const ctx = {} as { sim: Simulator; baseUrl: string; client: ReturnType<typeof makeClient> };
+  before(async () => {
+    ctx.sim = await buildSimulator({ accessKeys: { [AK_ID]: AK_SECRET }, qps: 0, ...options });
+    ctx.baseUrl = await ctx.sim.listen();
+    ctx.client = makeClient(hostPortOf(ctx.baseUrl));
+  });
+  after(() => ctx.sim.close());
+  return ctx;
 }

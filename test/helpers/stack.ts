@@ -6,6 +6,7 @@ import { buildApp } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { migrate } from '../../src/db/migrate.js';
+import type { CallbackSpelling } from '../../src/simulator/callback.js';
 import { buildSimulator, type Simulator } from '../../src/simulator/server.js';
 import { TEST_JWT_SECRET } from './jwt.js';
 
@@ -113,13 +114,8 @@ export interface StackOptions {
    * service then allows the simulator's origin for CORS and returnUrl (unless `env` says otherwise).
    */
   demo?: boolean;
-  /**
-   * The simulator checks each CallbackUrl at Initialize (`GET`, needs a 2xx), as Alibaba does (the
-   * default). Off for a test whose PUBLIC_BASE_URL points where nothing answers.
-   */
-  simProbe?: boolean;
   /** How the simulator spells its callbacks' fields (Alibaba's material uses each). Default camel. */
-  simCallbackSpelling?: 'camel' | 'pascal' | 'docs';
+  simCallbackSpelling?: CallbackSpelling;
 }
 
 /**
@@ -135,7 +131,6 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     accessKeys: { [SIM_KEY_ID]: SIM_KEY_SECRET },
     qps: opts.simQps ?? 0,
     latencyMs: opts.simLatencyMs ?? 0,
-    probeCallbackUrl: opts.simProbe ?? true,
     ...(opts.simCallbackSpelling ? { callbackSpelling: opts.simCallbackSpelling } : {}),
     ...(demoPort ? { demo: { jwtSecret: TEST_JWT_SECRET, serviceUrl: `http://127.0.0.1:${demoPort}` } } : {}),
   });

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, describe, test } from 'node:test';
-import { READINESS_CHECK_TIMEOUT_MS } from '../src/routes/health.js';
 import { startRedis, stop } from './helpers/redis-server.js';
 import { TcpProxy } from './helpers/tcp-proxy.js';
 import { buildApp } from '../src/app.js';

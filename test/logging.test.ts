@@ -36,7 +36,6 @@ test('a full flow logs JSON lines without tokens, secrets, MetaInfo or user ids'
 });
 
 test('a forged callback is logged at debug (a flood must not flood the logs); a refused genuine one at info', async () => {
-  const api = clientFor(stack);
   const lineOf = (requestId: string) =>
     stack.logs.lines.map((l) => JSON.parse(l) as { reqId?: string; msg?: string; level?: number }).find((l) => l.reqId === requestId && l.msg === 'request completed');
   const call = (requestId: string, callbackToken: string) =>

@@ -60,7 +60,7 @@ export class LeasedLimit {
   private readonly lease: (key: string, size: number, windowMs: number) => Promise<[number, number]>;
 
   constructor(
-    private readonly redis: RedisClient,
+    redis: RedisClient,
     private readonly options: { keyPrefix: string; max: number; windowMs: number; maxKeys?: number },
   ) {
     // An evicted lease loses its unused units: the safe direction.
